@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL access shared by the database-facing modules.
+
+SQL goes through psycopg2; the client tools (pg_dump, pg_restore, psql) get
+their connection from PG* environment variables, so a password never appears
+on a command line where ``ps`` or /proc/*/cmdline would show it.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import re
+import traceback
+
+PSYCOPG2_IMPORT_ERROR = None
+try:
+    import psycopg2
+    import psycopg2.extensions
+    HAS_PSYCOPG2 = True
+except ImportError:
+    psycopg2 = None
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+
+
+class PostgresError(Exception):
+    """A database problem explained for the operator, never carrying the password."""
+
+
+def postgres_argument_spec():
+    return dict(
+        login_host=dict(type='str', aliases=['host']),
+        port=dict(type='int', default=5432, aliases=['login_port']),
+        login_user=dict(type='str', default='postgres'),
+        login_password=dict(type='str', no_log=True),
+        login_unix_socket=dict(type='path'),
+        connect_timeout=dict(type='int', default=10),
+    )
+
+
+def _socket_or_host(params):
+    # A socket directory wins over a host name, as with libpq's own precedence
+    # when PGHOST names a directory.
+    return params.get('login_unix_socket') or params.get('login_host')
+
+
+def libpq_env(params, dbname=None):
+    """PG* variables for the client tools; includes PGPASSWORD when one was given."""
+    env = {
+        'PGPORT': str(params.get('port') or 5432),
+        'PGUSER': params.get('login_user') or 'postgres',
+        'PGCONNECT_TIMEOUT': str(params.get('connect_timeout') or 10),
+        # Tool messages are parsed (versions, errors): keep them in English.
+        'LC_MESSAGES': 'C',
+        'PGAPPNAME': 'omero.backup',
+    }
+    host = _socket_or_host(params)
+    if host:
+        env['PGHOST'] = host
+    if params.get('login_password'):
+        env['PGPASSWORD'] = params['login_password']
+    if dbname:
+        env['PGDATABASE'] = dbname
+    return env
+
+
+def describe_target(params, dbname=None):
+    """Where we connect, for messages (no secret)."""
+    where = _socket_or_host(params) or 'local socket'
+    text = '%s@%s:%s' % (params.get('login_user') or 'postgres', where, params.get('port') or 5432)
+    if dbname:
+        text += '/' + dbname
+    return text
+
+
+def connect(params, dbname, autocommit=True):
+    if not HAS_PSYCOPG2:
+        raise PostgresError('psycopg2 is required on the managed host (pip install psycopg2-binary)')
+    kwargs = dict(dbname=dbname, user=params.get('login_user') or 'postgres',
+                  port=params.get('port') or 5432, connect_timeout=params.get('connect_timeout') or 10,
+                  application_name='omero.backup')
+    host = _socket_or_host(params)
+    if host:
+        kwargs['host'] = host
+    if params.get('login_password'):
+        kwargs['password'] = params['login_password']
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.Error as exc:
+        message = str(exc).strip()
+        if params.get('login_password'):
+            message = message.replace(params['login_password'], '********')
+        raise PostgresError('cannot connect to %s: %s' % (describe_target(params, dbname), message))
+    conn.autocommit = autocommit
+    return conn
+
+
+def query_one(conn, sql, args=None):
+    with conn.cursor() as cursor:
+        cursor.execute(sql, args)
+        return cursor.fetchone()
+
+
+def query_all(conn, sql, args=None):
+    with conn.cursor() as cursor:
+        cursor.execute(sql, args)
+        return cursor.fetchall()
+
+
+def server_version(conn):
+    """'15.18' style version of the server."""
+    return query_one(conn, 'SHOW server_version')[0].split()[0]
+
+
+def server_version_num(conn):
+    return int(query_one(conn, 'SHOW server_version_num')[0])
+
+
+_VERSION = re.compile(r'\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?')
+
+
+def client_version(runner, tool='pg_dump'):
+    """(major, minor, text) of a client tool, e.g. (15, 18, '15.18')."""
+    rc, out, err = runner([tool, '--version'])
+    match = _VERSION.search(out or '')
+    if rc != 0 or not match:
+        raise PostgresError('cannot run %s --version: %s' % (tool, (err or out or 'rc=%d' % rc).strip()))
+    major = int(match.group(1))
+    minor = int(match.group(2) or 0)
+    return major, minor, '%d.%d' % (major, minor)
+
+
+def table_exists(conn, name, schema='public'):
+    row = query_one(conn, "SELECT to_regclass(%s)", ('%s.%s' % (schema, name),))
+    return row[0] is not None
+
+
+def omero_facts(conn):
+    """Schema version and the database uuid that ties the data dir to this database."""
+    facts = {'schema_version': None, 'schema_patch': None, 'db_uuid': None}
+    if table_exists(conn, 'dbpatch'):
+        row = query_one(conn, 'SELECT currentversion, currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1')
+        if row:
+            facts['schema_version'], facts['schema_patch'] = row[0], row[1]
+    if table_exists(conn, 'configuration'):
+        row = query_one(conn, "SELECT value FROM configuration WHERE name = 'omero.db.uuid'")
+        if row:
+            facts['db_uuid'] = row[0]
+    return facts
+
+
+def database_size(conn, dbname):
+    row = query_one(conn, 'SELECT pg_database_size(%s)', (dbname,))
+    return int(row[0])
+
+
+def database_exists(conn, dbname):
+    return query_one(conn, 'SELECT 1 FROM pg_database WHERE datname = %s', (dbname,)) is not None
+
+
+def role_exists(conn, role):
+    return query_one(conn, 'SELECT 1 FROM pg_roles WHERE rolname = %s', (role,)) is not None
+
+
+def quote_ident(conn, name):
+    return psycopg2.extensions.quote_ident(name, conn)

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Every test of the collection, in order, stopping at the first failure:
+#
+#   unit         pytest tests/unit
+#   build        ansible-galaxy collection build + install into a temp path,
+#                ansible-doc of every module from the installed copy
+#   integration  pytest tests/integration against the installed copy
+#   sanity       ansible-test sanity --venv (no ignore entries allowed)
+#   lint         ansible-lint --profile production
+#   molecule     the podman scenarios under extensions/molecule
+#
+# `scripts/run_tests.sh` runs all phases; `scripts/run_tests.sh sanity lint`
+# runs only those (integration and molecule bring in build when needed).
+# Expects the venv scripts/bootstrap.sh makes (`make test` runs it first).
+#
+# build, sanity and lint work on a copy of the git-tracked and new (not
+# ignored) files, so caches and leftovers in the checkout cannot change the
+# outcome. Set OMERO_BACKUP_KEEP_WORK=1 to keep that copy for inspection.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${OMERO_BACKUP_CACHE:-/var/cache/omero-backup}
+VENV=${OMERO_BACKUP_VENV:-$CACHE/venv}
+PY=$VENV/bin/python
+SANITY_PYTHON=${OMERO_BACKUP_SANITY_PYTHON:-3.11}
+ALL_PHASES=(unit build integration sanity lint molecule)
+
+export PATH="$VENV/bin:$PATH"
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$HERE/tests/podman/containers.conf}
+# Keep the checkout free of bytecode and pytest caches.
+export PYTHONDONTWRITEBYTECODE=1
+export ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-}
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-}
+
+bold() { if [ -t 1 ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
+die() { echo "run_tests: $*" >&2; exit 2; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (sudo make test): podman, PostgreSQL clusters and the omero CLI need it"
+[ -x "$PY" ] || die "no venv at $VENV; run scripts/bootstrap.sh first (make test does)"
+
+if [ $# -gt 0 ]; then
+  PHASES=("$@")
+  for p in "${PHASES[@]}"; do
+    [[ " ${ALL_PHASES[*]} " == *" $p "* ]] || die "unknown phase '$p' (phases: ${ALL_PHASES[*]})"
+  done
+else
+  PHASES=("${ALL_PHASES[@]}")
+fi
+
+WORK=$(mktemp -d /tmp/omero-backup-tests.XXXXXX)
+cleanup() {
+  if [ -n "${OMERO_BACKUP_KEEP_WORK:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+STAGE=$WORK/ansible_collections/omero/backup   # ansible-test insists on this layout
+COLLECTIONS=$WORK/collections                   # where the built tarball is installed
+REPORTS=$WORK/reports
+mkdir -p "$REPORTS"
+declare -A RESULT DETAIL
+DONE_PHASES=()
+BUILT=
+
+# Counts from a JUnit report, e.g. "41 passed, 0 failed, 0 skipped".
+junit_counts() {
+  "$PY" - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print("%d passed, %d failed, %d skipped" % (tests - failed - skipped, failed, skipped))
+EOF
+}
+
+run_pytest() {
+  local name=$1; shift
+  local report=$REPORTS/$name.xml rc=0
+  (cd "$HERE" && "$PY" -m pytest -p no:cacheprovider -rfEs --junitxml="$report" "$@") || rc=$?
+  if [ -f "$report" ]; then DETAIL[$name]=$(junit_counts "$report"); fi
+  # pytest exits 5 when nothing was collected: a phase that tests nothing fails.
+  [ "$rc" -ne 5 ] || DETAIL[$name]="no tests collected"
+  return "$rc"
+}
+
+stage_collection() {
+  [ -d "$STAGE" ] && return 0
+  mkdir -p "$STAGE"
+  if git -C "$HERE" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # Tracked and new files; deleted-but-tracked ones are skipped.
+    (cd "$HERE" && git ls-files -z --cached --others --exclude-standard |
+      while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+      tar --null -T - -cf - ) | tar -C "$STAGE" -xf -
+  else
+    tar -C "$HERE" --exclude=.git --exclude=tests/output --exclude=__pycache__ \
+        --exclude=.pytest_cache --exclude=.ansible -cf - . | tar -C "$STAGE" -xf -
+  fi
+}
+
+phase_unit() {
+  run_pytest unit tests/unit
+}
+
+phase_build() {
+  stage_collection
+  local dist=$WORK/dist tarball
+  ansible-galaxy collection build --force --output-path "$dist" "$STAGE" >/dev/null
+  tarball=$(ls "$dist"/omero-backup-*.tar.gz)
+  ansible-galaxy collection install --offline --force -p "$COLLECTIONS" "$tarball" >/dev/null
+  local installed=$COLLECTIONS/ansible_collections/omero/backup modules=() m
+  [ -f "$installed/MANIFEST.json" ] || { echo "collection not installed at $installed" >&2; return 1; }
+  for m in "$installed"/plugins/modules/*.py; do
+    [ -e "$m" ] || continue
+    m=$(basename "$m" .py)
+    ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ansible-doc -t module "omero.backup.$m" >/dev/null ||
+      { echo "ansible-doc omero.backup.$m failed" >&2; return 1; }
+    modules+=("$m")
+  done
+  DETAIL[build]="$(basename "$tarball") $(du -k "$tarball" | cut -f1) KiB, $(tar -tzf "$tarball" | grep -vc '/$') files; ansible-doc ok: ${modules[*]:-none}"
+  BUILT=1
+}
+
+need_build() {
+  [ -n "$BUILT" ] || run_phase build
+}
+
+phase_integration() {
+  need_build
+  OMERO_BACKUP_COLLECTIONS_PATH=$COLLECTIONS run_pytest integration tests/integration
+}
+
+phase_sanity() {
+  stage_collection
+  local ignores
+  ignores=$(find "$STAGE/tests/sanity" -name 'ignore-*.txt' -size +0 2>/dev/null || true)
+  if [ -n "$ignores" ]; then
+    echo "sanity ignore entries are not allowed; fix the findings instead:" >&2
+    echo "$ignores" >&2
+    return 1
+  fi
+  local out=$REPORTS/sanity.log rc=0
+  (cd "$STAGE" && ansible-test sanity --venv --python "$SANITY_PYTHON" --color no 2>&1) | tee "$out" || rc=$?
+  # ansible-test reports errors relative to the collection root, so they read
+  # the same as paths in the checkout.
+  DETAIL[sanity]="$(grep -c '^Running sanity test' "$out" || true) tests run, $(grep -cE '^ERROR: Found [0-9]+ ' "$out" || true) with findings"
+  return "$rc"
+}
+
+phase_lint() {
+  stage_collection
+  local rc=0 out=$REPORTS/lint.log
+  (cd "$STAGE" && ansible-lint --offline --profile production --nocolor 2>&1) | tee "$out" || rc=$?
+  DETAIL[lint]=$(grep -E '^(Passed|Failed)' "$out" | tail -n1 || true)
+  return "$rc"
+}
+
+phase_molecule() {
+  need_build
+  local image scenarios=() s
+  image=$("$HERE/scripts/build_image.sh")
+  for s in "$HERE"/extensions/molecule/*/molecule.yml; do
+    [ -e "$s" ] && scenarios+=("$(basename "$(dirname "$s")")")
+  done
+  [ ${#scenarios[@]} -gt 0 ] || { echo "no molecule scenarios under extensions/molecule" >&2; return 1; }
+  for s in "${scenarios[@]}"; do
+    # Run from the checkout's copy so molecule's state never lands in the checkout.
+    stage_collection
+    (cd "$STAGE/extensions" &&
+      OMERO_BACKUP_TEST_IMAGE=$image ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS \
+      MOLECULE_EPHEMERAL_DIRECTORY=$WORK/molecule/$s molecule test -s "$s") || return 1
+  done
+  DETAIL[molecule]="scenarios passed: ${scenarios[*]} (image $image)"
+}
+
+summary() {
+  echo
+  bold "==== summary ===="
+  local p
+  for p in "${DONE_PHASES[@]}"; do
+    printf '%-12s %-6s %5ss  %s\n' "$p" "${RESULT[$p]}" "${ELAPSED[$p]}" "${DETAIL[$p]:-}"
+  done
+  printf '%-12s %-6s %5ss\n' total "$1" "$((SECONDS - START))"
+}
+
+declare -A ELAPSED
+run_phase() {
+  local p=$1 t0=$SECONDS rc=0
+  bold "==== $p ===="
+  "phase_$p" || rc=$?
+  ELAPSED[$p]=$((SECONDS - t0))
+  DONE_PHASES+=("$p")
+  if [ "$rc" -eq 0 ]; then
+    RESULT[$p]=PASSED
+    bold "==== $p: PASSED in ${ELAPSED[$p]}s ${DETAIL[$p]:+— ${DETAIL[$p]}}"
+  else
+    RESULT[$p]=FAILED
+    bold "==== $p: FAILED (exit $rc) in ${ELAPSED[$p]}s ${DETAIL[$p]:+— ${DETAIL[$p]}}"
+    summary FAILED
+    exit 1
+  fi
+}
+
+START=$SECONDS
+for p in "${PHASES[@]}"; do
+  if [ "$p" = build ] && [ -n "$BUILT" ]; then continue; fi
+  run_phase "$p"
+done
+summary PASSED

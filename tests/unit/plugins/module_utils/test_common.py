@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration, free_bytes
+
+
+@pytest.mark.parametrize('text, seconds', [
+    ('20h', 72000), ('8W', 8 * 7 * 86400), ('1d12h', 129600), ('90m', 5400), ('45', 45), (30, 30), ('2D', 172800),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize('text', ['', 'soon', '20x', '5h later'])
+def test_parse_duration_rejects_garbage_with_a_clear_message(text):
+    with pytest.raises(OmeroBackupError) as error:
+        parse_duration(text)
+    assert 'duration' in str(error.value)
+
+
+def test_free_bytes_of_a_destination_not_made_yet_measures_its_parent(tmp_path):
+    assert free_bytes(str(tmp_path / 'not' / 'yet')) == free_bytes(str(tmp_path))
