@@ -11,8 +11,8 @@ module: info
 short_description: Report what a backup of an OMERO.server host needs to know
 version_added: 0.1.0
 description:
-  - Reads, without changing anything, the facts a backup or restore of OMERO.server depends on:
-    the PostgreSQL server and client versions,, the OMERO schema version recorded in C(dbpatch),
+  - Reads, without changing anything, the facts a backup or restore of OMERO.server depends on.
+  - They are the PostgreSQL server and client versions, the OMERO schema version recorded in C(dbpatch),
     the C(omero.db.uuid) of the database, whether the data directory holds the matching
     C(.omero/repository/<uuid>) directory, the size of each top-level data-directory entry and the free
     space at a backup destination.
