@@ -16,7 +16,7 @@ DEFAULT_IMAGE=localhost/omero-backup-debian:12
 SUITE=bookworm
 # Hosts in the scenarios play an OMERO.server host and a backup store: they need
 # PostgreSQL 15, rdiff-backup and sshd, plus python3 for Ansible.
-PACKAGES=python3,openssh-server,openssh-client,postgresql,postgresql-client,rdiff-backup,sudo,locales,procps,iproute2,ca-certificates
+PACKAGES=python3,python3-psycopg2,openssh-server,openssh-client,postgresql,postgresql-client,rdiff-backup,sudo,locales,procps,iproute2,ca-certificates
 # The label lets a changed recipe rebuild the cached image: bump RECIPE_REVISION
 # when the steps below change.
 RECIPE_REVISION=2
@@ -52,11 +52,15 @@ MIRROR=${OMERO_BACKUP_MIRROR:-$(debian_mirror)}
 
 command -v debootstrap >/dev/null || { echo "debootstrap is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 root=$(mktemp -d /var/tmp/omero-backup-image.XXXXXX)
-trap 'rm -rf "$root"' EXIT
+discard_root() {
+  # An interrupted debootstrap can leave /proc or /sys mounted inside the root.
+  awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r umount -l
+  rm -rf "$root" "$root.log"
+}
+trap discard_root EXIT
 log "debootstrap $SUITE from $MIRROR (about a minute)"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 ||
-  { tail -n 30 "$root.log" >&2; rm -f "$root.log"; exit 1; }
-rm -f "$root.log"
+  { tail -n 30 "$root.log" >&2; exit 1; }
 # Package caches and lists are dead weight in an image that never runs apt.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 # sshd needs its privilege-separation directory; debootstrap does not create it.

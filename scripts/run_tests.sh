@@ -108,7 +108,7 @@ phase_build() {
   local dist=$WORK/dist tarball
   ansible-galaxy collection build --force --output-path "$dist" "$STAGE" >/dev/null
   tarball=$(ls "$dist"/omero-backup-*.tar.gz)
-  ansible-galaxy collection install --offline --force -p "$COLLECTIONS" "$tarball" >/dev/null
+  ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ansible-galaxy collection install --offline --force -p "$COLLECTIONS" "$tarball" >/dev/null
   local installed=$COLLECTIONS/ansible_collections/omero/backup modules=() m
   [ -f "$installed/MANIFEST.json" ] || { echo "collection not installed at $installed" >&2; return 1; }
   for m in "$installed"/plugins/modules/*.py; do
@@ -145,29 +145,40 @@ phase_sanity() {
   # ansible-test reports errors relative to the collection root, so they read
   # the same as paths in the checkout.
   DETAIL[sanity]="$(grep -c '^Running sanity test' "$out" || true) tests run, $(grep -cE '^ERROR: Found [0-9]+ ' "$out" || true) with findings"
+  # ansible-test only warns when a test's program (e.g. shellcheck) is missing;
+  # a test that did not run must not count as passed.
+  if grep -q '^WARNING: Required program .* not found' "$out"; then
+    grep '^WARNING: Required program' "$out" >&2
+    DETAIL[sanity]+=", skipped for a missing program"
+    return 1
+  fi
   return "$rc"
 }
 
 phase_lint() {
   stage_collection
   local rc=0 out=$REPORTS/lint.log
-  (cd "$STAGE" && ansible-lint --offline --profile production --nocolor 2>&1) | tee "$out" || rc=$?
+  # The copy sits in an ansible_collections tree, so the playbooks resolve
+  # omero.backup.* from the same source that is being linted.
+  (cd "$STAGE" && ANSIBLE_COLLECTIONS_PATH=$WORK ansible-lint --offline --profile production --nocolor 2>&1) | tee "$out" || rc=$?
   DETAIL[lint]=$(grep -E '^(Passed|Failed)' "$out" | tail -n1 || true)
   return "$rc"
 }
 
 phase_molecule() {
   need_build
+  stage_collection
   local image scenarios=() s
   image=$("$HERE/scripts/build_image.sh")
-  for s in "$HERE"/extensions/molecule/*/molecule.yml; do
+  for s in "$STAGE"/extensions/molecule/*/molecule.yml; do
     [ -e "$s" ] && scenarios+=("$(basename "$(dirname "$s")")")
   done
   [ ${#scenarios[@]} -gt 0 ] || { echo "no molecule scenarios under extensions/molecule" >&2; return 1; }
   for s in "${scenarios[@]}"; do
-    # Run from the checkout's copy so molecule's state never lands in the checkout.
-    stage_collection
-    (cd "$STAGE/extensions" &&
+    # molecule finds extensions/molecule from the collection root; running in
+    # the copy keeps its state out of the checkout. The modules come from the
+    # installed tarball, like the integration tests'.
+    (cd "$STAGE" &&
       OMERO_BACKUP_TEST_IMAGE=$image ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS \
       MOLECULE_EPHEMERAL_DIRECTORY=$WORK/molecule/$s molecule test -s "$s") || return 1
   done

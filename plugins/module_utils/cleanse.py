@@ -1,0 +1,834 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Orphan cleanse of an OMERO binary repository (Pixels/, Files/, Thumbnails/).
+
+Two backends decide what is an orphan:
+
+* ``database`` reads the ids of ``pixels``, ``originalfile`` and ``thumbnail``
+  once per table (one COPY each, kept as sorted 8-byte arrays) and streams the
+  directory walk against them: no per-file query, memory bounded by the row
+  count, and no OMERO.server or session needed.
+* ``omero`` runs the real ``omero admin cleanse`` and parses what it prints.
+
+Both share the interlocks that keep a cleanse from eating a restored server,
+and the result shape.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import array
+import bisect
+import errno
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+
+from ansible_collections.omero.backup.plugins.module_utils import postgres
+from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open, fsync_dir
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id
+from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
+
+SUBDIRECTORIES = ('Pixels', 'Files', 'Thumbnails')
+TABLES = {'Pixels': 'pixels', 'Files': 'originalfile', 'Thumbnails': 'thumbnail'}
+# omero admin cleanse asks the server about this many ids per query.
+OMERO_QUERY_BATCH = 25
+# The server only ever creates Dir-NNN directories below the three roots; any
+# other directory is not its work and is left alone with everything in it.
+_ID_DIRECTORY = re.compile(r'^Dir-\d{3}$')
+_SPOOL_SEPARATOR = '\t'
+
+
+class CleanseRefused(OmeroBackupError):
+    """An interlock fired; nothing was removed."""
+
+    def __init__(self, reasons, result):
+        super(CleanseRefused, self).__init__(
+            'refusing to cleanse, nothing was removed: ' + ' '.join(reasons))
+        self.reasons = reasons
+        self.result = result
+
+
+def check_subdirectories(subdirectories):
+    chosen = list(subdirectories or SUBDIRECTORIES)
+    unknown = [name for name in chosen if name not in SUBDIRECTORIES]
+    if unknown:
+        raise OmeroBackupError('unknown subdirectories %s: choose from %s' % (', '.join(unknown), ', '.join(SUBDIRECTORIES)))
+    # The order of the walk is fixed so reports compare across runs.
+    return [name for name in SUBDIRECTORIES if name in chosen]
+
+
+# --------------------------------------------------------------------------- ids
+
+class _IdSink(object):
+    """File-like target for COPY ... TO STDOUT that parses ids as they stream in."""
+
+    def __init__(self):
+        self.ids = array.array('q')
+        self._partial = b''
+
+    def write(self, data):
+        if not isinstance(data, bytes):
+            data = data.encode('ascii')
+        lines = (self._partial + data).split(b'\n')
+        self._partial = lines.pop()
+        self.ids.extend(int(line) for line in lines if line)
+        return len(data)
+
+    def close(self):
+        if self._partial.strip():
+            self.ids.append(int(self._partial))
+        self._partial = b''
+        return self.ids
+
+
+def load_ids(conn, table):
+    """Every id of ``table`` as a sorted array('q') (8 bytes per row)."""
+    sink = _IdSink()
+    with conn.cursor() as cursor:
+        cursor.copy_expert('COPY (SELECT id FROM %s ORDER BY id) TO STDOUT' % postgres.quote_ident(conn, table), sink)
+    return sink.close()
+
+
+def present_ids(sorted_ids, wanted):
+    """The subset of ``wanted`` found in ``sorted_ids``.
+
+    Entries of one directory share an id range (Dir-123 holds 123000-123999),
+    so one slice of the array turned into a set answers them all; scattered
+    ids fall back to a binary search each.
+    """
+    if not wanted:
+        return set()
+    low = bisect.bisect_left(sorted_ids, min(wanted))
+    high = bisect.bisect_right(sorted_ids, max(wanted))
+    if high - low <= 4 * len(wanted) + 2048:
+        return set(sorted_ids[low:high]).intersection(wanted)
+    found = set()
+    for object_id in wanted:
+        index = bisect.bisect_left(sorted_ids, object_id, low, high)
+        if index < high and sorted_ids[index] == object_id:
+            found.add(object_id)
+    return found
+
+
+# --------------------------------------------------------------------------- results
+
+def _new_stats():
+    return {'entries': 0, 'orphans': 0, 'orphan_bytes': 0, 'removed': 0, 'removed_bytes': 0,
+            'kept_young': 0, 'kept_unknown': 0, 'empty_dirs': 0, 'empty_dirs_removed': 0,
+            'highest_orphan_id': None, 'above_max_id': 0, 'db_max_id': None, 'omero_queries': 0}
+
+
+def new_result(params, backend):
+    return {
+        'changed': False,
+        'backend': backend,
+        'datadir': params['datadir'],
+        'db_uuid': None,
+        'subdirectories': {},
+        'orphans': 0,
+        'orphan_bytes': 0,
+        'removed': 0,
+        'removed_bytes': 0,
+        'quarantine_dir': params.get('quarantine_dir'),
+        'listed': [],
+        'listed_truncated': False,
+        'kept_young': 0,
+        'kept_unknown': 0,
+        'kept_unknown_listed': [],
+        'empty_dirs': 0,
+        'empty_dirs_removed': 0,
+        'managed_dirs_removed': [],
+        'report_file': params.get('report_file'),
+        'queries': 0,
+        'omero_equivalent_queries': 0,
+        'refused': [],
+        'forced': [],
+        'warnings': [],
+        'errors': [],
+        'duration': 0.0,
+    }
+
+
+def _totals(result):
+    for key in ('orphans', 'orphan_bytes', 'removed', 'removed_bytes', 'kept_young', 'kept_unknown',
+                'empty_dirs', 'empty_dirs_removed'):
+        result[key] = sum(stats[key] for stats in result['subdirectories'].values())
+    result['omero_equivalent_queries'] = sum(stats['omero_queries'] for stats in result['subdirectories'].values())
+
+
+class _Listing(object):
+    """Bounded sample for the module output; the full list goes to a spool file on disk."""
+
+    def __init__(self, max_listed):
+        self.max_listed = max_listed
+        self.sample = []
+        self.truncated = False
+
+    def add(self, relpath):
+        if len(self.sample) < self.max_listed:
+            self.sample.append(relpath)
+        else:
+            self.truncated = True
+
+
+def _open_spool():
+    return tempfile.TemporaryFile(mode='w+', encoding='utf-8', errors='surrogateescape', prefix='omero-cleanse.')
+
+
+def _spool_write(spool, relpath, size, object_id):
+    spool.write('%s%s%d%s%d\n' % (relpath, _SPOOL_SEPARATOR, size, _SPOOL_SEPARATOR, object_id))
+
+
+def _spool_read(spool):
+    spool.seek(0)
+    for line in spool:
+        relpath, size, object_id = line.rstrip('\n').rsplit(_SPOOL_SEPARATOR, 2)
+        yield relpath, int(size), int(object_id)
+
+
+# --------------------------------------------------------------------------- walk
+
+class _Walker(object):
+    """Streams one of Pixels/Files/Thumbnails, spooling orphans and noting what would be left empty."""
+
+    def __init__(self, datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age):
+        self.datadir = datadir
+        self.subdir = subdir
+        self.ids = ids
+        self.stats = stats
+        self.spool = spool
+        self.listing = listing
+        self.unknown_listing = unknown_listing
+        self.young_before = now - min_age
+        self.empty_dirs = []  # post-order: children before parents
+
+    def walk(self):
+        root = os.path.join(self.datadir, self.subdir)
+        if os.path.isdir(root) and not os.path.islink(root):
+            self._walk_dir(root, self.subdir, top=True)
+        # omero asks about every file it meets, kept names included, 25 at a time.
+        self.stats['omero_queries'] = -(-self.stats['entries'] // OMERO_QUERY_BATCH)
+
+    def _keep_unknown(self, relpath):
+        self.stats['kept_unknown'] += 1
+        self.unknown_listing.add(relpath)
+
+    def _walk_dir(self, path, relpath, top=False):
+        """True when nothing would be left in this directory after the cleanse."""
+        kept = 0
+        candidates = []
+        with os.scandir(path) as entries:
+            for entry in entries:
+                child = relpath + '/' + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if _ID_DIRECTORY.match(entry.name):
+                        candidates.append((None, (entry.path, child)))
+                    else:
+                        self._keep_unknown(child + '/')
+                        kept += 1
+                    continue
+                self.stats['entries'] += 1
+                object_id = entry_id(entry.name)
+                if object_id is None:
+                    self._keep_unknown(child)
+                    kept += 1
+                    continue
+                candidates.append((object_id, entry))
+        # Subdirectories are walked after this directory's listing is closed,
+        # so at most one open directory handle per level.
+        candidates.sort(key=lambda candidate: candidate[1][1] if candidate[0] is None else candidate[1].name)
+        wanted = [object_id for object_id, _ in candidates if object_id is not None]
+        present = present_ids(self.ids, wanted)
+        for object_id, item in candidates:
+            if object_id is None:
+                if not self._walk_dir(item[0], item[1]):
+                    kept += 1
+                continue
+            if object_id in present:
+                kept += 1
+                continue
+            kept += 0 if self._orphan(item, relpath + '/' + item.name, object_id) else 1
+        if kept == 0 and not top:
+            self.empty_dirs.append(relpath)
+            self.stats['empty_dirs'] += 1
+            return True
+        return False
+
+    def _orphan(self, entry, relpath, object_id):
+        """Account for one orphan; False when it must stay (too young)."""
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return True
+            raise
+        if info.st_mtime > self.young_before:
+            self.stats['kept_young'] += 1
+            return False
+        self.stats['orphans'] += 1
+        self.stats['orphan_bytes'] += info.st_size
+        if self.stats['highest_orphan_id'] is None or object_id > self.stats['highest_orphan_id']:
+            self.stats['highest_orphan_id'] = object_id
+        _spool_write(self.spool, relpath, info.st_size, object_id)
+        self.listing.add(relpath)
+        return True
+
+
+# --------------------------------------------------------------------------- removal
+
+def _check_quarantine_dir(datadir, quarantine_dir, subdirectories):
+    if not quarantine_dir:
+        return
+    quarantine = os.path.realpath(quarantine_dir)
+    for subdir in subdirectories:
+        scanned = os.path.realpath(os.path.join(datadir, subdir))
+        if quarantine == scanned or quarantine.startswith(scanned + os.sep):
+            raise OmeroBackupError('quarantine_dir %s is inside the scanned directory %s: choose a place outside it'
+                                   % (quarantine_dir, scanned))
+    if os.path.lexists(quarantine_dir) and not os.path.isdir(quarantine_dir):
+        raise OmeroBackupError('quarantine_dir %s exists and is not a directory' % quarantine_dir)
+
+
+def _copy_across_filesystems(source, target):
+    """Copy with data and directory entry on disk before the caller unlinks the source."""
+    info = os.lstat(source)
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(source), target)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    if os.geteuid() == 0:
+        os.lchown(target, info.st_uid, info.st_gid)
+    fsync_dir(os.path.dirname(target))
+
+
+class _Remover(object):
+    """Deletes, or moves into the quarantine directory under the same relative path."""
+
+    def __init__(self, datadir, quarantine_dir):
+        self.datadir = datadir
+        self.quarantine_dir = quarantine_dir
+        self.dirty_dirs = set()
+
+    def remove(self, relpath):
+        source = os.path.join(self.datadir, relpath)
+        if not self.quarantine_dir:
+            os.unlink(source)
+            self.dirty_dirs.add(os.path.dirname(source))
+            return
+        target = os.path.join(self.quarantine_dir, relpath)
+        if os.path.lexists(target):
+            raise OSError(errno.EEXIST, 'already in the quarantine, left in place', target)
+        target_dir = os.path.dirname(target)
+        if not os.path.isdir(target_dir):
+            os.makedirs(target_dir, 0o700)
+        try:
+            # rename never overwrites here: target was checked just above and
+            # only this run (under its lock-free but single-writer contract) writes there.
+            os.rename(source, target)
+            self.dirty_dirs.add(target_dir)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_across_filesystems(source, target)
+            os.unlink(source)
+        self.dirty_dirs.add(os.path.dirname(source))
+
+    def sync(self):
+        for directory in sorted(self.dirty_dirs):
+            if os.path.isdir(directory):
+                fsync_dir(directory)
+        self.dirty_dirs = set()
+
+
+def _write_report(path, spool, result, removed_paths=None):
+    """The full list, one ``relpath<TAB>bytes<TAB>action`` line per orphan, written atomically."""
+    action = 'would_remove'
+    if not result.get('check_mode'):
+        action = 'quarantined' if result.get('quarantine_dir') else 'removed'
+    with atomic_open(path, mode=0o600) as handle:
+        for relpath, size, _object_id in _spool_read(spool):
+            this_action = action
+            if removed_paths is not None and relpath not in removed_paths:
+                this_action = 'kept'
+            handle.write(('%s\t%d\t%s\n' % (relpath, size, this_action)).encode('utf-8', 'surrogateescape'))
+
+
+# --------------------------------------------------------------------------- interlocks
+
+def repository_dir(datadir, db_uuid):
+    return os.path.join(datadir, '.omero', 'repository', db_uuid)
+
+
+def check_uuid(datadir, db_uuid):
+    """None when the data dir belongs to the database, else why not."""
+    if not db_uuid:
+        return 'the database has no omero.db.uuid in its configuration table, so it cannot be matched to %s' % datadir
+    if not os.path.isdir(repository_dir(datadir, db_uuid)):
+        return ('%s has no .omero/repository/%s: the data directory does not belong to this database '
+                '(omero.db.uuid %s), and cleansing it would delete files the database does not know.'
+                % (datadir, db_uuid, db_uuid))
+    return None
+
+
+def check_max_ids(result, max_id_margin):
+    """Why the orphans look like an older dump restored under a newer store, or None."""
+    problems = []
+    for subdir, stats in result['subdirectories'].items():
+        if stats['above_max_id']:
+            problems.append('%s: %d orphan(s) carry ids above the highest %s id %s + max_id_margin %d (highest %d)'
+                            % (subdir, stats['above_max_id'], TABLES[subdir], stats['db_max_id'] or 0,
+                               max_id_margin, stats['highest_orphan_id']))
+    if not problems:
+        return None
+    return ('; '.join(problems) + '. This is what an older database dump restored under a newer data directory looks '
+            'like: cleansing would delete every file created after the dump.')
+
+
+def _count_above_max(spool, result, max_id_margin):
+    limits = {}
+    for subdir, stats in result['subdirectories'].items():
+        limits[subdir] = (stats['db_max_id'] or 0) + max_id_margin
+    for relpath, _size, object_id in _spool_read(spool):
+        subdir = relpath.split('/', 1)[0]
+        if object_id > limits[subdir]:
+            result['subdirectories'][subdir]['above_max_id'] += 1
+
+
+def _decide(result, blocking, overridable, force):
+    """Raise CleanseRefused unless every fired interlock may be and is overridden."""
+    reasons = list(blocking)
+    if overridable and not force:
+        reasons.extend(overridable)
+    if reasons:
+        result['refused'] = reasons
+        raise CleanseRefused(reasons, result)
+    result['forced'] = list(overridable)
+
+
+# --------------------------------------------------------------------------- database backend
+
+def _connect(params):
+    conn = postgres.connect(params, params['db'], autocommit=False)
+    # One snapshot for every table: the ids of pixels and thumbnail agree with each other.
+    conn.set_session(readonly=True, isolation_level='REPEATABLE READ')
+    return conn
+
+
+def _database_facts(params, result, subdirectories):
+    """(conn, blocking reasons); conn is None when the database cannot be used."""
+    try:
+        conn = _connect(params)
+    except postgres.PostgresError as exc:
+        return None, ['the database is unreachable (%s); without it no file can be told an orphan.' % exc]
+    missing = []
+    try:
+        for table in ['configuration'] + [TABLES[name] for name in subdirectories]:
+            result['queries'] += 1
+            if not postgres.table_exists(conn, table):
+                missing.append(table)
+        if missing:
+            conn.close()
+            return None, ['database %s has no table %s: it is not an OMERO database (or not restored yet).'
+                          % (params['db'], ', '.join(missing))]
+        result['queries'] += 1
+        row = postgres.query_one(conn, "SELECT value FROM configuration WHERE name = 'omero.db.uuid'")
+        result['db_uuid'] = row[0] if row else None
+    except Exception:
+        conn.close()
+        raise
+    return conn, []
+
+
+def cleanse_database(params, check_mode, now=None):
+    """Cleanse with the database backend; returns the result or raises CleanseRefused/OmeroBackupError."""
+    started = time.time()
+    now = time.time() if now is None else now
+    datadir = params['datadir']
+    subdirectories = check_subdirectories(params.get('subdirectories'))
+    min_age = parse_duration(params.get('min_age') if params.get('min_age') is not None else '1h')
+    max_id_margin = int(params.get('max_id_margin') if params.get('max_id_margin') is not None else 1000)
+    force = bool(params.get('force'))
+    quarantine_dir = params.get('quarantine_dir')
+    if not os.path.isdir(datadir):
+        raise OmeroBackupError('data directory %s does not exist' % datadir)
+    _check_quarantine_dir(datadir, quarantine_dir, subdirectories)
+    if params.get('managed_repository_empty_dirs'):
+        raise OmeroBackupError('managed_repository_empty_dirs needs backend omero: the server removes those directories '
+                               'together with their database rows, which read-only SQL cannot do')
+
+    result = new_result(params, 'database')
+    result['check_mode'] = bool(check_mode)
+    listing = _Listing(int(params.get('max_listed', 100)))
+    unknown_listing = _Listing(int(params.get('max_listed', 100)))
+    conn, blocking = _database_facts(params, result, subdirectories)
+    if conn is None:
+        result['duration'] = round(time.time() - started, 3)
+        _decide(result, blocking, [], force)
+    overridable = []
+    spool = _open_spool()
+    empty_dirs = []
+    try:
+        uuid_problem = check_uuid(datadir, result['db_uuid'])
+        if uuid_problem:
+            overridable.append(uuid_problem)
+        for subdir in subdirectories:
+            stats = result['subdirectories'][subdir] = _new_stats()
+            ids = load_ids(conn, TABLES[subdir])
+            result['queries'] += 1
+            stats['db_max_id'] = ids[-1] if len(ids) else None
+            walker = _Walker(datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age)
+            walker.walk()
+            empty_dirs.extend(walker.empty_dirs)
+            del ids
+        conn.rollback()
+    finally:
+        conn.close()
+    spool.flush()
+    _count_above_max(spool, result, max_id_margin)
+    max_problem = check_max_ids(result, max_id_margin)
+    if max_problem:
+        overridable.append(max_problem)
+    result['listed'] = listing.sample
+    result['listed_truncated'] = listing.truncated
+    result['kept_unknown_listed'] = unknown_listing.sample
+    _totals(result)
+    try:
+        try:
+            _decide(result, [], overridable, force)
+        except CleanseRefused:
+            result['duration'] = round(time.time() - started, 3)
+            raise
+        if check_mode:
+            if params.get('report_file'):
+                _write_report(params['report_file'], spool, result)
+        else:
+            _apply(datadir, quarantine_dir, spool, empty_dirs, result, now - min_age, params.get('report_file'))
+    finally:
+        spool.close()
+    _totals(result)
+    _set_changed(result, check_mode)
+    result['duration'] = round(time.time() - started, 3)
+    return result
+
+
+def _set_changed(result, check_mode):
+    if check_mode:
+        # What a real run would change (it could still find a file touched meanwhile and keep it).
+        result['changed'] = bool(result['orphans'] or result['empty_dirs'])
+    else:
+        result['changed'] = bool(result['removed'] or result['empty_dirs_removed'])
+
+
+def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, report_file):
+    remover = _Remover(datadir, quarantine_dir)
+    done = set() if report_file else None
+    max_errors = 50
+    try:
+        for relpath, size, _object_id in _spool_read(spool):
+            stats = result['subdirectories'][relpath.split('/', 1)[0]]
+            full = os.path.join(datadir, relpath)
+            try:
+                info = os.lstat(full)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    continue
+                raise
+            # Touched since the walk: a server is writing it after all.
+            if info.st_mtime > young_before:
+                stats['kept_young'] += 1
+                continue
+            try:
+                remover.remove(relpath)
+            except OSError as exc:
+                if len(result['errors']) < max_errors:
+                    result['errors'].append('%s: %s' % (relpath, exc.strerror or exc))
+                continue
+            stats['removed'] += 1
+            stats['removed_bytes'] += info.st_size
+            if done is not None:
+                done.add(relpath)
+        for relpath in empty_dirs:
+            try:
+                os.rmdir(os.path.join(datadir, relpath))
+            except OSError as exc:
+                # Something appeared, or a file stayed: the directory is kept.
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                    continue
+                raise
+            result['subdirectories'][relpath.split('/', 1)[0]]['empty_dirs_removed'] += 1
+            remover.dirty_dirs.add(os.path.dirname(os.path.join(datadir, relpath)))
+    finally:
+        remover.sync()
+    if quarantine_dir and os.path.isdir(quarantine_dir):
+        fsync_dir(quarantine_dir)
+    if report_file:
+        _write_report(report_file, spool, result, removed_paths=done)
+
+
+# --------------------------------------------------------------------------- omero backend
+
+_OMERO_LISTED = re.compile(r'^\s*\\_ (?P<path>.*) \((?P<action>remove|removedir|keep|ignored/keep)\)\s*$')
+_OMERO_REMOVING = re.compile(r'^Removing (?P<path>/.*)$')
+_OMERO_CONTEXT = re.compile(r'^Cleansing context: (?P<files>\d+) files \((?P<bytes>\d+) bytes\)$')
+
+
+def parse_omero_output(text, datadir):
+    """What ``omero admin cleanse`` printed, as data.
+
+    Dry runs list files as ``   \\_ PATH (remove)``, directories named like
+    an id as ``(removedir)`` (the real run never removes those) and, for the
+    ManagedRepository, empty directories as ``(remove)`` too. A real run
+    prints only ``Removing PATH`` for ManagedRepository directories, and
+    OSError texts for files it could not delete. The byte total in the
+    ``Cleansing context`` line is ignored: omero-py assigns instead of adding.
+    """
+    root = datadir.rstrip('/') + '/'
+    parsed = {'files': [], 'id_dirs': [], 'managed_dirs': [], 'missing': [], 'other': [], 'context': None}
+    for line in text.splitlines():
+        match = _OMERO_LISTED.match(line)
+        if match:
+            path, action = match.group('path'), match.group('action')
+            relpath = path[len(root):] if path.startswith(root) else path
+            if action == 'remove':
+                if relpath.startswith('ManagedRepository/') or path.endswith('/'):
+                    parsed['managed_dirs'].append(relpath)
+                else:
+                    parsed['files'].append(relpath)
+            elif action == 'removedir':
+                parsed['id_dirs'].append(relpath)
+            continue
+        match = _OMERO_REMOVING.match(line)
+        if match:
+            path = match.group('path')
+            parsed['managed_dirs'].append(path[len(root):] if path.startswith(root) else path)
+            continue
+        match = _OMERO_CONTEXT.match(line.strip())
+        if match:
+            parsed['context'] = {'files': int(match.group('files')), 'bytes': int(match.group('bytes'))}
+            continue
+        stripped = line.strip()
+        if stripped.endswith('does not exist. Skipping...'):
+            parsed['missing'].append(stripped[:-len(' does not exist. Skipping...')])
+        elif stripped and not stripped.startswith(('Reconciling OMERO data directory', 'Removing empty directories from')) \
+                and not stripped.startswith(root.rstrip('/')) and not stripped.startswith('No action taken for directory'):
+            parsed['other'].append(stripped)
+    return parsed
+
+
+def omero_login_args(params):
+    return ['-s', params.get('omero_host') or 'localhost', '-p', str(params.get('omero_port') or 4064),
+            '-u', params.get('omero_user') or 'root']
+
+
+def omero_cleanse_runs(params, subdirectories):
+    """The ``admin cleanse`` argument lists to run, one per invocation.
+
+    Without --subdirectory omero also removes empty ManagedRepository
+    directories; --subdirectory ManagedRepository fails in omero-py (no such
+    key in its table), so that work is only reachable with no --subdirectory.
+    """
+    datadir = params['datadir']
+    dry_run = ['--dry-run'] if params.get('_dry_run') else []
+    if params.get('managed_repository_empty_dirs'):
+        if list(subdirectories) != list(SUBDIRECTORIES):
+            raise OmeroBackupError('managed_repository_empty_dirs needs all of Pixels, Files and Thumbnails with '
+                                   'backend omero: omero admin cleanse only visits ManagedRepository without --subdirectory')
+        return [['admin', 'cleanse'] + dry_run + [datadir]]
+    return [['admin', 'cleanse'] + dry_run + ['--subdirectory', name, datadir] for name in subdirectories]
+
+
+class OmeroSession(object):
+    """Login once, keep the session from idling out, and log out at the end.
+
+    The session lives in a private OMERO_SESSIONDIR so it neither reuses nor
+    disturbs the system user's own sessions; the password travels only in
+    OMERO_PASSWORD.
+    """
+
+    def __init__(self, cli, params):
+        self.cli = cli
+        self.params = params
+        self.session_dir = None
+        self.commands = []
+
+    def _env(self):
+        env = {'OMERO_SESSIONDIR': self.session_dir}
+        if self.params.get('omero_password'):
+            env['OMERO_PASSWORD'] = self.params['omero_password']
+        return env
+
+    def run(self, *args, **kwargs):
+        argv = omero_login_args(self.params) + list(args)
+        self.commands.append(' '.join(args[:2]))
+        return self.cli.run(*argv, extra_env=self._env(), check=kwargs.get('check', True))
+
+    def __enter__(self):
+        self.session_dir = tempfile.mkdtemp(prefix='omero-cleanse-sessions.')
+        if os.geteuid() == 0 and self.cli.user:
+            import pwd
+            try:
+                account = pwd.getpwnam(self.cli.user)
+                os.chown(self.session_dir, account.pw_uid, account.pw_gid)
+            except KeyError:
+                pass
+        self.run('sessions', 'login')
+        timeout = self.params.get('session_idle_timeout')
+        if timeout:
+            rc, out, err = self.run('sessions', 'timeout', str(int(timeout)), check=False)
+            if rc != 0:
+                self.warning = 'could not raise the session idle timeout to %ss: %s' % (timeout, (err or out).strip())
+        return self
+
+    warning = None
+
+    def __exit__(self, *exc_info):
+        try:
+            self.run('sessions', 'logout', check=False)
+        finally:
+            shutil.rmtree(self.session_dir, ignore_errors=True)
+        return False
+
+
+def _omero_dry_run(session, params, subdirectories):
+    listed = {'files': [], 'id_dirs': [], 'managed_dirs': [], 'other': [], 'missing': []}
+    dry_params = dict(params, _dry_run=True)
+    for argv in omero_cleanse_runs(dry_params, subdirectories):
+        _rc, out, _err = session.run(*argv)
+        parsed = parse_omero_output(out, params['datadir'])
+        for key in listed:
+            listed[key].extend(parsed[key])
+    return listed
+
+
+def cleanse_omero(params, runner, check_mode, now=None):
+    """Cleanse with the real ``omero admin cleanse``; same result shape as cleanse_database."""
+    started = time.time()
+    now = time.time() if now is None else now
+    datadir = params['datadir'].rstrip('/') or '/'
+    params = dict(params, datadir=datadir)
+    subdirectories = check_subdirectories(params.get('subdirectories'))
+    min_age = parse_duration(params.get('min_age') if params.get('min_age') is not None else '1h')
+    max_id_margin = int(params.get('max_id_margin') if params.get('max_id_margin') is not None else 1000)
+    force = bool(params.get('force'))
+    if params.get('quarantine_dir'):
+        raise OmeroBackupError('quarantine_dir needs backend database: omero admin cleanse can only delete')
+    if not os.path.isdir(datadir):
+        raise OmeroBackupError('data directory %s does not exist' % datadir)
+    omero_cleanse_runs(params, subdirectories)  # validates the combination before any login
+
+    result = new_result(params, 'omero')
+    result['check_mode'] = bool(check_mode)
+    cli = OmeroCli(runner, omerodir=params.get('omerodir'), omero_command=params.get('omero_command'),
+                   user=params.get('user'), profile=params.get('profile'))
+    overridable = []
+    blocking = []
+    conn, db_problems = _database_facts(params, result, subdirectories)
+    overridable.extend(db_problems)
+    if conn is not None:
+        uuid_problem = check_uuid(datadir, result['db_uuid'])
+        if uuid_problem:
+            overridable.append(uuid_problem)
+    try:
+        with OmeroSession(cli, params) as session:
+            if session.warning:
+                result['warnings'].append(session.warning)
+            listed = _omero_dry_run(session, params, subdirectories)
+            spool = _open_spool()
+            try:
+                sample = _Listing(int(params.get('max_listed', 100)))
+                young = []
+                for subdir in subdirectories:
+                    result['subdirectories'][subdir] = _new_stats()
+                for relpath in listed['files']:
+                    subdir = relpath.split('/', 1)[0]
+                    stats = result['subdirectories'].setdefault(subdir, _new_stats())
+                    try:
+                        info = os.lstat(os.path.join(datadir, relpath))
+                    except OSError:
+                        continue
+                    if info.st_mtime > now - min_age:
+                        stats['kept_young'] += 1
+                        young.append(relpath)
+                        continue
+                    object_id = entry_id(os.path.basename(relpath))
+                    stats['orphans'] += 1
+                    stats['orphan_bytes'] += info.st_size
+                    if object_id is not None and (stats['highest_orphan_id'] is None or object_id > stats['highest_orphan_id']):
+                        stats['highest_orphan_id'] = object_id
+                    _spool_write(spool, relpath, info.st_size, object_id if object_id is not None else -1)
+                    sample.add(relpath)
+                if young:
+                    # omero removes every orphan it finds: a file being written can only be protected by not running it.
+                    blocking.append('%d orphan(s) are younger than min_age (e.g. %s); omero admin cleanse cannot skip '
+                                    'single files, so it is not run.' % (len(young), young[0]))
+                if conn is not None:
+                    for subdir in subdirectories:
+                        stats = result['subdirectories'][subdir]
+                        result['queries'] += 1
+                        row = postgres.query_one(conn, 'SELECT max(id) FROM %s' % TABLES[subdir])
+                        stats['db_max_id'] = row[0] if row else None
+                    spool.flush()
+                    _count_above_max(spool, result, max_id_margin)
+                    max_problem = check_max_ids(result, max_id_margin)
+                    if max_problem:
+                        overridable.append(max_problem)
+                result['listed'] = sample.sample
+                result['listed_truncated'] = sample.truncated
+                result['empty_dirs'] = len(listed['managed_dirs'])
+                result['warnings'].extend('omero: %s' % line for line in listed['other'][:20])
+                _totals(result)
+                result['empty_dirs'] = len(listed['managed_dirs'])
+                try:
+                    _decide(result, blocking, overridable, force)
+                except CleanseRefused:
+                    result['duration'] = round(time.time() - started, 3)
+                    raise
+                if check_mode:
+                    result['managed_dirs_removed'] = []
+                    if params.get('report_file'):
+                        _write_report(params['report_file'], spool, result)
+                else:
+                    for argv in omero_cleanse_runs(params, subdirectories):
+                        _rc, out, _err = session.run(*argv)
+                        parsed = parse_omero_output(out, datadir)
+                        result['managed_dirs_removed'].extend(parsed['managed_dirs'])
+                        result['errors'].extend(parsed['other'][:50])
+                    done = set()
+                    for relpath, size, _object_id in _spool_read(spool):
+                        if not os.path.lexists(os.path.join(datadir, relpath)):
+                            stats = result['subdirectories'][relpath.split('/', 1)[0]]
+                            stats['removed'] += 1
+                            stats['removed_bytes'] += size
+                            done.add(relpath)
+                    if params.get('report_file'):
+                        _write_report(params['report_file'], spool, result, removed_paths=done)
+            finally:
+                spool.close()
+    except OmeroCliError as exc:
+        raise OmeroBackupError(str(exc))
+    finally:
+        if conn is not None:
+            conn.close()
+    _totals(result)
+    result['empty_dirs'] = len(listed['managed_dirs'])
+    result['empty_dirs_removed'] = len(result['managed_dirs_removed'])
+    _set_changed(result, check_mode)
+    result['duration'] = round(time.time() - started, 3)
+    return result
+
+
+def cleanse(params, runner, check_mode):
+    if (params.get('backend') or 'database') == 'omero':
+        return cleanse_omero(params, runner, check_mode)
+    return cleanse_database(params, check_mode)

@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The outcome of backup runs, for people (a JSON status file) and for Prometheus
+(a node_exporter textfile-collector file).
+
+Both files are rewritten atomically: node_exporter reads the textfile directory
+at every scrape and would report a half-written file as a scrape error.
+
+A success is recorded per backup set: re-confirming the set that is already
+recorded as the last success changes nothing, so a re-run that found every
+backup recent enough (``skip_if_newer_than``) is not reported as a change.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+import os
+import re
+
+from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+
+STATUS_FORMAT_VERSION = 1
+_LABEL_VALUE = re.compile(r'^[A-Za-z0-9_.:/ -]*$')
+_COMPONENT_KEYS = ('ok', 'bytes', 'duration', 'skipped')
+
+
+def read_status(path):
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, 'rb') as handle:
+            return json.loads(handle.read().decode('utf-8'))
+    except (IOError, OSError) as exc:
+        raise OmeroBackupError('cannot read status file %s: %s' % (path, exc.strerror or exc))
+    except ValueError:
+        # A status file is bookkeeping: a corrupt one is replaced, not fatal.
+        return {}
+
+
+def read_text(path):
+    try:
+        with open(path, 'r') as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def parse_mode(text):
+    if text in (None, ''):
+        return 0o644
+    try:
+        return int(str(text), 8)
+    except ValueError:
+        raise OmeroBackupError('mode %r is not an octal file mode such as 0644' % (text,))
+
+
+def normalise_components(components):
+    clean = {}
+    for name, values in sorted((components or {}).items()):
+        if not isinstance(values, dict):
+            raise OmeroBackupError('component %s: expected a dict with ok, bytes, duration, got %r' % (name, values))
+        unknown = set(values) - set(_COMPONENT_KEYS)
+        if unknown:
+            raise OmeroBackupError('component %s: unknown key(s) %s (known: %s)'
+                                   % (name, ', '.join(sorted(unknown)), ', '.join(_COMPONENT_KEYS)))
+        entry = {'ok': bool(values.get('ok', False)), 'skipped': bool(values.get('skipped', False))}
+        for key, cast in (('bytes', int), ('duration', float)):
+            if values.get(key) is not None:
+                try:
+                    entry[key] = cast(values[key])
+                except (TypeError, ValueError):
+                    raise OmeroBackupError('component %s: %s must be a number, got %r' % (name, key, values[key]))
+        clean[name] = entry
+    return clean
+
+
+def updated_status(previous, job, state, finished, started=None, set_id=None, components=None, error=None, details=None):
+    """(new status dict, changed)."""
+    status = dict(previous or {})
+    jobs = dict(status.get('jobs') or {})
+    record = dict(jobs.get(job) or {})
+    run = {'state': state, 'started': started, 'finished': finished, 'set_id': set_id,
+           'duration': (finished - started) if started is not None else None,
+           'components': normalise_components(components), 'error': error, 'details': details or {}}
+    if state == 'succeeded':
+        last = record.get('last_success') or {}
+        if set_id is not None and last.get('set_id') == set_id:
+            return previous, False
+        record['last_success'] = run
+    else:
+        record['last_failure'] = run
+    record['last_run'] = run
+    jobs[job] = record
+    status['jobs'] = jobs
+    status['format_version'] = STATUS_FORMAT_VERSION
+    return status, True
+
+
+def _label(value):
+    text = str(value)
+    if not _LABEL_VALUE.match(text):
+        text = re.sub(r'[^A-Za-z0-9_.:/ -]', '_', text)
+    return text
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return '1' if value else '0'
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def render_metrics(status):
+    """Prometheus text exposition of every job in the status."""
+    families = [
+        ('omero_backup_last_run_timestamp_seconds', 'gauge', 'End of the last run (success or failure).'),
+        ('omero_backup_last_run_success', 'gauge', '1 when the last run succeeded, 0 when it failed.'),
+        ('omero_backup_last_success_timestamp_seconds', 'gauge', 'End of the last successful run.'),
+        ('omero_backup_last_failure_timestamp_seconds', 'gauge', 'End of the last failed run.'),
+        ('omero_backup_last_success_duration_seconds', 'gauge', 'Duration of the last successful run.'),
+        ('omero_backup_component_bytes', 'gauge', 'Size of each component of the last successful backup set.'),
+        ('omero_backup_component_duration_seconds', 'gauge', 'Duration of each component in the last successful run.'),
+        ('omero_backup_component_success', 'gauge', '1 when the component succeeded in the last run.'),
+    ]
+    samples = dict((name, []) for name, _kind, _help in families)
+    for job, record in sorted((status.get('jobs') or {}).items()):
+        labels = 'job="%s"' % _label(job)
+        last_run = record.get('last_run') or {}
+        success = record.get('last_success') or {}
+        failure = record.get('last_failure') or {}
+        if last_run.get('finished') is not None:
+            samples['omero_backup_last_run_timestamp_seconds'].append((labels, last_run['finished']))
+            samples['omero_backup_last_run_success'].append((labels, last_run.get('state') == 'succeeded'))
+        if success.get('finished') is not None:
+            samples['omero_backup_last_success_timestamp_seconds'].append((labels, success['finished']))
+            if success.get('duration') is not None:
+                samples['omero_backup_last_success_duration_seconds'].append((labels, success['duration']))
+        if failure.get('finished') is not None:
+            samples['omero_backup_last_failure_timestamp_seconds'].append((labels, failure['finished']))
+        for name, component in sorted((success.get('components') or {}).items()):
+            component_labels = '%s,component="%s"' % (labels, _label(name))
+            if component.get('bytes') is not None:
+                samples['omero_backup_component_bytes'].append((component_labels, component['bytes']))
+            if component.get('duration') is not None:
+                samples['omero_backup_component_duration_seconds'].append((component_labels, component['duration']))
+        for name, component in sorted((last_run.get('components') or {}).items()):
+            component_labels = '%s,component="%s"' % (labels, _label(name))
+            samples['omero_backup_component_success'].append((component_labels, component.get('ok', False)))
+    lines = []
+    for name, kind, help_text in families:
+        if not samples[name]:
+            continue
+        lines.append('# HELP %s %s' % (name, help_text))
+        lines.append('# TYPE %s %s' % (name, kind))
+        for labels, value in samples[name]:
+            lines.append('%s{%s} %s' % (name, labels, _number(value)))
+    return '\n'.join(lines) + '\n'
+
+
+def record(params, now, check_mode=False):
+    """Update the status (and metrics) files; returns the module result."""
+    status_file = params['status_file']
+    metrics_file = params.get('metrics_file')
+    mode = parse_mode(params.get('mode'))
+    if params['state'] not in ('succeeded', 'failed'):
+        raise OmeroBackupError('state must be succeeded or failed, got %r' % (params['state'],))
+    for path in [status_file] + ([metrics_file] if metrics_file else []):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise OmeroBackupError('directory %s does not exist (for %s)' % (parent, path))
+    previous = read_status(status_file)
+    status, changed = updated_status(previous, params['job'], params['state'], now, started=params.get('started'),
+                                     set_id=params.get('set_id'), components=params.get('components'),
+                                     error=params.get('error'), details=params.get('details'))
+    metrics = render_metrics(status)
+    if metrics_file and not changed:
+        # The status already records this set; the metrics file may still be missing
+        # (first run with metrics enabled, or deleted by an operator).
+        changed = read_text(metrics_file) != metrics
+    if changed and not check_mode:
+        atomic_write(status_file, json.dumps(status, indent=2, sort_keys=True) + '\n', mode=mode,
+                     owner=params.get('owner'), group=params.get('group'))
+        if metrics_file:
+            atomic_write(metrics_file, metrics, mode=mode, owner=params.get('owner'), group=params.get('group'))
+    return {'changed': changed, 'status': status, 'status_file': status_file, 'metrics_file': metrics_file}

@@ -1,0 +1,374 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: cleanse
+short_description: Remove orphaned files from an OMERO binary repository, refusing when the database does not match
+version_added: 0.1.0
+description:
+  - Removes what C(omero admin cleanse /OMERO) removes, files under C(Pixels/), C(Files/) and C(Thumbnails/)
+    whose id has no row in C(pixels), C(originalfile) or C(thumbnail), and the C(Dir-NNN) directories left empty.
+  - The id comes from the file name only, by OMERO's rule, C(<id>), C(<id>_pyramid), C(.<id>_pyramid.pyr_lock)
+    and C(.<id>_pyramid<anything>.tmp). Any other name, and any directory not named C(Dir-NNN), is kept untouched.
+  - With O(backend=database) (the default) the module reads the OMERO database directly, read-only, once per table,
+    and checks the directory walk against those ids. It needs neither a running OMERO.server nor a login, so it
+    also works during a restore window.
+  - With O(backend=omero) it runs the real C(omero admin cleanse) as the OMERO system user, logged in as an OMERO
+    administrator, and parses its output into the same result.
+  - Before removing anything the module refuses, and says why, when the data directory holds no
+    C(.omero/repository/<omero.db.uuid>) directory for the database, when orphans carry ids far above the
+    database's highest id (the mark of an older dump restored under a newer data directory), or when the database
+    is unreachable or lacks the OMERO tables. O(force) overrides the first two.
+  - Files younger than O(min_age) are never removed.
+author:
+  - omero.backup contributors
+extends_documentation_fragment:
+  - omero.backup.postgres
+  - omero.backup.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode is C(omero admin cleanse --dry-run), it lists what would be removed and removes nothing.
+  diff_mode:
+    support: full
+    details:
+      - The diff lists the removed files (at most O(max_listed) of them).
+options:
+  datadir:
+    description:
+      - The OMERO binary repository (C(omero.data.dir), C(omero_server_datadir)).
+    type: path
+    default: /OMERO
+  db:
+    description:
+      - Name of the OMERO database (C(omero_server_dbname)).
+      - Read with O(backend=database); with O(backend=omero) it feeds the interlocks.
+    type: str
+    default: omero
+  backend:
+    description:
+      - V(database) decides from read-only SQL against the OMERO database; the server may be stopped.
+      - V(omero) runs C(omero admin cleanse) against a running OMERO.server.
+    type: str
+    choices: [database, omero]
+    default: database
+  subdirectories:
+    description:
+      - Which of the three directories to cleanse.
+    type: list
+    elements: str
+    choices: [Pixels, Files, Thumbnails]
+    default: [Pixels, Files, Thumbnails]
+  managed_repository_empty_dirs:
+    description:
+      - Also let OMERO.server remove empty directories from C(ManagedRepository), as a plain
+        C(omero admin cleanse /OMERO) does. Files there are never touched.
+      - Needs O(backend=omero) and all three O(subdirectories), the server removes those directories together
+        with their database rows.
+    type: bool
+    default: false
+  quarantine_dir:
+    description:
+      - Move orphans here, under the same path relative to O(datadir), instead of deleting them, so a cleanse
+        can be undone by moving them back.
+      - A rename when on the same filesystem as O(datadir), else a copy that is on disk before the original is
+        removed. A file already present at its quarantine path is left in place and reported in RV(errors).
+      - Must not be inside one of the cleansed directories. Needs O(backend=database).
+    type: path
+  min_age:
+    description:
+      - Files modified more recently than this are never removed (OMERO.server may be writing them).
+      - A duration such as V(90m), V(1h), V(2d), or a number of seconds.
+      - With O(backend=omero), which cannot skip single files, any young orphan makes the module refuse.
+    type: str
+    default: 1h
+  max_id_margin:
+    description:
+      - How far above the database's highest id of its type an orphan's id may be before the module refuses.
+      - Objects deleted right after creation legitimately leave orphans a little above the highest id; many files
+        far above it mean the database is older than the data directory.
+    type: int
+    default: 1000
+  force:
+    description:
+      - Cleanse although the data directory's C(.omero/repository) does not name the database, or orphans carry ids
+        above the database's highest id plus O(max_id_margin).
+      - With O(backend=omero), also when the database cannot be reached for these checks.
+      - Never overrides O(min_age).
+    type: bool
+    default: false
+  max_listed:
+    description:
+      - At most this many paths in RV(listed) and RV(kept_unknown_listed).
+    type: int
+    default: 100
+  report_file:
+    description:
+      - Write the full list of orphans here, one C(path<TAB>bytes<TAB>action) line each, paths relative to
+        O(datadir), actions V(would_remove), V(removed), V(quarantined) or V(kept). Written atomically, mode 0600,
+        also in check mode.
+    type: path
+  omerodir:
+    description:
+      - OMERO.server directory (C(OMERODIR)) for O(backend=omero).
+    type: path
+    default: /opt/omero/server/OMERO.server
+  omero_command:
+    description:
+      - The C(omero) executable for O(backend=omero); default C(OMERODIR/bin/omero).
+    type: path
+  user:
+    description:
+      - The OMERO system user that runs C(omero) (C(omero admin cleanse) must run as the owner of O(datadir)).
+    type: str
+    default: omero-server
+  profile:
+    description:
+      - OMERO configuration profile (C(OMERO_CONFIG)) for O(backend=omero).
+    type: str
+  omero_host:
+    description:
+      - OMERO.server to log in to with O(backend=omero).
+    type: str
+    default: localhost
+  omero_port:
+    description:
+      - Port of the OMERO.server.
+    type: int
+    default: 4064
+  omero_user:
+    description:
+      - OMERO full administrator to log in as.
+    type: str
+    default: root
+  omero_password:
+    description:
+      - Password of O(omero_user), handed to C(omero) in the C(OMERO_PASSWORD) environment variable only.
+    type: str
+  session_idle_timeout:
+    description:
+      - Seconds the OMERO session may stay idle (C(omero sessions timeout)), so a long cleanse is not logged out
+        after the server's 10 minute default. V(0) leaves the server's setting.
+    type: int
+    default: 3600
+notes:
+  - The module is idempotent, a second run finds nothing more to remove.
+  - With O(backend=database) the module must run as a user allowed to remove files from O(datadir) (root or the
+    OMERO system user); the database role needs only C(SELECT) on C(configuration), C(pixels), C(originalfile) and
+    C(thumbnail).
+  - With O(backend=omero), C(omero admin cleanse) itself removes the files; RV(removed) counts the listed files
+    that are gone afterwards.
+'''
+
+EXAMPLES = r'''
+- name: List the orphans only
+  omero.backup.cleanse:
+    datadir: /OMERO
+    db: omero
+    login_user: postgres
+    report_file: /var/tmp/omero-orphans.tsv
+  check_mode: true
+  become: true
+
+- name: Cleanse into a quarantine that can be moved back
+  omero.backup.cleanse:
+    datadir: /OMERO
+    quarantine_dir: /OMERO-quarantine/2026-11-26
+    login_user: postgres
+  become: true
+
+- name: Cleanse with the server's own tool, ManagedRepository empty directories included
+  omero.backup.cleanse:
+    backend: omero
+    datadir: /OMERO
+    omero_user: root
+    omero_password: "{{ omero_root_password }}"
+    managed_repository_empty_dirs: true
+    login_user: postgres
+  become: true
+'''
+
+RETURN = r'''
+backend:
+  description: The backend that decided.
+  returned: always
+  type: str
+  sample: database
+datadir:
+  description: The data directory cleansed.
+  returned: always
+  type: str
+db_uuid:
+  description: C(omero.db.uuid) of the database, V(null) when it could not be read.
+  returned: always
+  type: str
+subdirectories:
+  description: Counts per cleansed directory.
+  returned: always
+  type: dict
+  sample:
+    Pixels: {entries: 25, orphans: 8, orphan_bytes: 1998, removed: 8, removed_bytes: 1998, kept_young: 0,
+             kept_unknown: 2, empty_dirs: 2, empty_dirs_removed: 2, highest_orphan_id: 1002003005,
+             above_max_id: 0, db_max_id: 1002003004, omero_queries: 1}
+orphans:
+  description: Orphans found old enough to remove.
+  returned: always
+  type: int
+orphan_bytes:
+  description: Their total size.
+  returned: always
+  type: int
+removed:
+  description: Orphans removed (or moved to the quarantine); 0 in check mode.
+  returned: always
+  type: int
+removed_bytes:
+  description: Bytes removed.
+  returned: always
+  type: int
+quarantine_dir:
+  description: Where orphans were moved, V(null) when they were deleted.
+  returned: always
+  type: str
+listed:
+  description: Paths of orphans relative to O(datadir), at most O(max_listed).
+  returned: always
+  type: list
+  elements: str
+  sample: [Pixels/Dir-999/999002_pyramid, Files/998]
+listed_truncated:
+  description: Whether RV(listed) was cut at O(max_listed).
+  returned: always
+  type: bool
+kept_young:
+  description: Orphans kept because they are younger than O(min_age).
+  returned: always
+  type: int
+kept_unknown:
+  description: Entries kept because their names are not OMERO's (including directories not named C(Dir-NNN)).
+  returned: always
+  type: int
+kept_unknown_listed:
+  description: Some of them, relative to O(datadir).
+  returned: always
+  type: list
+  elements: str
+empty_dirs:
+  description: Directories that are, or would be, left empty and removed.
+  returned: always
+  type: int
+empty_dirs_removed:
+  description: Empty directories removed.
+  returned: always
+  type: int
+managed_dirs_removed:
+  description: Empty ManagedRepository directories OMERO.server removed (O(backend=omero)).
+  returned: always
+  type: list
+  elements: str
+report_file:
+  description: The full list, when O(report_file) was given.
+  returned: always
+  type: str
+queries:
+  description: SQL queries the module ran.
+  returned: always
+  type: int
+omero_equivalent_queries:
+  description: Queries C(omero admin cleanse) makes for the same walk (one per 25 entries).
+  returned: always
+  type: int
+refused:
+  description: Why the module refused (it then fails and removes nothing).
+  returned: always
+  type: list
+  elements: str
+forced:
+  description: Interlocks that fired and were overridden with O(force).
+  returned: always
+  type: list
+  elements: str
+errors:
+  description: Files that could not be removed or moved, with the reason (the module then fails).
+  returned: always
+  type: list
+  elements: str
+duration:
+  description: Seconds the module took.
+  returned: always
+  type: float
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.omero.backup.plugins.module_utils import postgres
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import CleanseRefused, SUBDIRECTORIES, cleanse
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.omero_cli import omero_cli_argument_spec
+
+
+def _diff(result):
+    if not result['listed']:
+        return None
+    before = ''.join(path + '\n' for path in result['listed'])
+    if result['listed_truncated']:
+        before += '... (%d in all)\n' % result['orphans']
+    return {'before_header': '%s orphans' % result['datadir'], 'after_header': '%s orphans' % result['datadir'],
+            'before': before, 'after': ''}
+
+
+def main():
+    argument_spec = postgres.postgres_argument_spec()
+    argument_spec.update(omero_cli_argument_spec())
+    argument_spec.update(
+        datadir=dict(type='path', default='/OMERO'),
+        db=dict(type='str', default='omero'),
+        backend=dict(type='str', default='database', choices=['database', 'omero']),
+        subdirectories=dict(type='list', elements='str', choices=list(SUBDIRECTORIES), default=list(SUBDIRECTORIES)),
+        managed_repository_empty_dirs=dict(type='bool', default=False),
+        quarantine_dir=dict(type='path'),
+        min_age=dict(type='str', default='1h'),
+        max_id_margin=dict(type='int', default=1000),
+        force=dict(type='bool', default=False),
+        max_listed=dict(type='int', default=100),
+        report_file=dict(type='path'),
+        omero_host=dict(type='str', default='localhost'),
+        omero_port=dict(type='int', default=4064),
+        omero_user=dict(type='str', default='root'),
+        omero_password=dict(type='str', no_log=True),
+        session_idle_timeout=dict(type='int', default=3600),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params['backend'] == 'database' and not postgres.HAS_PSYCOPG2:
+        module.fail_json(msg='psycopg2 is required on the managed host (pip install psycopg2-binary)',
+                         exception=postgres.PSYCOPG2_IMPORT_ERROR)
+    try:
+        result = cleanse(module.params, module_runner(module), module.check_mode)
+    except CleanseRefused as exc:
+        refused = exc.result
+        refused.pop('check_mode', None)
+        refused.pop('changed', None)
+        module.fail_json(msg=str(exc), changed=False, **refused)
+    except (OmeroBackupError, postgres.PostgresError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    result.pop('check_mode', None)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if module._diff:
+        diff = _diff(result)
+        if diff:
+            result['diff'] = diff
+    if result['errors']:
+        module.fail_json(msg='%d orphan(s) could not be removed: %s' % (len(result['errors']), '; '.join(result['errors'][:5])),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
