@@ -11,6 +11,8 @@
 #
 # `scripts/run_tests.sh` runs all phases; `scripts/run_tests.sh sanity lint`
 # runs only those (integration and molecule bring in build when needed).
+# OMERO_BACKUP_MOLECULE_SCENARIOS="default" limits molecule to those scenarios.
+# Container names are global: do not run the same scenario twice at once.
 # Expects the venv scripts/bootstrap.sh makes (`make test` runs it first).
 #
 # build, sanity and lint work on a copy of the git-tracked and new (not
@@ -48,6 +50,9 @@ else
 fi
 
 WORK=$(mktemp -d /tmp/omero-backup-tests.XXXXXX)
+# Modules run with become (postgres, omero-server) must reach the installed
+# collection and the sandboxes below.
+chmod 0755 "$WORK"
 cleanup() {
   if [ -n "${OMERO_BACKUP_KEEP_WORK:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -78,7 +83,10 @@ EOF
 run_pytest() {
   local name=$1; shift
   local report=$REPORTS/$name.xml rc=0
-  (cd "$HERE" && "$PY" -m pytest -p no:cacheprovider -rfEs --junitxml="$report" "$@") || rc=$?
+  # A private basetemp: pytest prunes /tmp/pytest-of-root/ to the newest three
+  # runs, which deletes the sandboxes of another concurrent run.
+  (cd "$HERE" && "$PY" -m pytest -p no:cacheprovider -rfEs --basetemp="$WORK/pytest-$name" \
+      --junitxml="$report" "$@") || rc=$?
   if [ -f "$report" ]; then DETAIL[$name]=$(junit_counts "$report"); fi
   # pytest exits 5 when nothing was collected: a phase that tests nothing fails.
   [ "$rc" -ne 5 ] || DETAIL[$name]="no tests collected"
@@ -165,24 +173,43 @@ phase_lint() {
   return "$rc"
 }
 
+molecule_in_stage() {
+  local image=$1 command=$2 scenario=$3
+  (cd "$STAGE" &&
+    OMERO_BACKUP_TEST_IMAGE=$image ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS \
+    MOLECULE_EPHEMERAL_DIRECTORY=$WORK/molecule/$scenario molecule "$command" -s "$scenario")
+}
+
 phase_molecule() {
   need_build
   stage_collection
   local image scenarios=() s
   image=$("$HERE/scripts/build_image.sh")
-  for s in "$STAGE"/extensions/molecule/*/molecule.yml; do
-    [ -e "$s" ] && scenarios+=("$(basename "$(dirname "$s")")")
-  done
+  if [ -n "${OMERO_BACKUP_MOLECULE_SCENARIOS:-}" ]; then
+    read -r -a scenarios <<<"$OMERO_BACKUP_MOLECULE_SCENARIOS"
+  else
+    for s in "$STAGE"/extensions/molecule/*/molecule.yml; do
+      [ -e "$s" ] && scenarios+=("$(basename "$(dirname "$s")")")
+    done
+  fi
   [ ${#scenarios[@]} -gt 0 ] || { echo "no molecule scenarios under extensions/molecule" >&2; return 1; }
+  local timings=() t0 rc
   for s in "${scenarios[@]}"; do
     # molecule finds extensions/molecule from the collection root; running in
     # the copy keeps its state out of the checkout. The modules come from the
     # installed tarball, like the integration tests'.
-    (cd "$STAGE" &&
-      OMERO_BACKUP_TEST_IMAGE=$image ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS \
-      MOLECULE_EPHEMERAL_DIRECTORY=$WORK/molecule/$s molecule test -s "$s") || return 1
+    t0=$SECONDS rc=0
+    molecule_in_stage "$image" test "$s" || rc=$?
+    timings+=("$s $((SECONDS - t0))s")
+    if [ "$rc" -ne 0 ]; then
+      # A failed step leaves the containers running; they would hold the
+      # (global) container names against the next run.
+      molecule_in_stage "$image" destroy "$s" >/dev/null 2>&1 || true
+      DETAIL[molecule]="scenario $s failed; $(IFS=,; echo "${timings[*]}")"
+      return 1
+    fi
   done
-  DETAIL[molecule]="scenarios passed: ${scenarios[*]} (image $image)"
+  DETAIL[molecule]="passed: $(IFS=,; echo "${timings[*]}") (image $image)"
 }
 
 summary() {

@@ -23,7 +23,6 @@ for _path in (os.path.join(REPO_ROOT, 'tools'), TESTS_DIR):
         sys.path.insert(0, _path)
 
 import omero_sandbox  # noqa: E402  (needs the sys.path entry above)
-from helpers.ansible import run_module, run_playbook  # noqa: E402,F401  (re-exported for tests)
 from helpers.sandbox import free_tcp_port  # noqa: E402
 
 SESSION_SANDBOX_KNOBS = {'objects': 60, 'orphans': 12, 'seed': 1}

@@ -20,18 +20,23 @@ __metaclass__ = type
 
 import array
 import bisect
+import contextlib
 import errno
+import itertools
+import operator
 import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
+import threading
 import time
 
 from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open, fsync_dir
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id
+from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
 
 SUBDIRECTORIES = ('Pixels', 'Files', 'Thumbnails')
@@ -65,49 +70,66 @@ def check_subdirectories(subdirectories):
 
 # --------------------------------------------------------------------------- ids
 
-class _IdSink(object):
-    """File-like target for COPY ... TO STDOUT that parses ids as they stream in."""
-
-    def __init__(self):
-        self.ids = array.array('q')
-        self._partial = b''
-
-    def write(self, data):
-        if not isinstance(data, bytes):
-            data = data.encode('ascii')
-        lines = (self._partial + data).split(b'\n')
-        self._partial = lines.pop()
-        self.ids.extend(int(line) for line in lines if line)
-        return len(data)
-
-    def close(self):
-        if self._partial.strip():
-            self.ids.append(int(self._partial))
-        self._partial = b''
-        return self.ids
+ID_CHUNK = 1000000
 
 
-def load_ids(conn, table):
-    """Every id of ``table`` as a sorted array('q') (8 bytes per row)."""
-    sink = _IdSink()
+def _is_strictly_increasing(ids):
+    # C-level iteration: about 0.1 s per million ids.
+    return all(map(operator.lt, ids, itertools.islice(ids, 1, None)))
+
+
+def load_ids(conn, table, chunk=ID_CHUNK):
+    """(every id of ``table`` as a sorted array('q'), number of queries).
+
+    Each query returns up to ``chunk`` ids as one bytea of big-endian 8-byte
+    values (int8send), turned into the array in C: no Python object per row,
+    and at most one chunk in flight. Rows reach the aggregate in index order
+    (no parallel plan); the order is still verified, never trusted.
+    """
+    ids = array.array('q')
+    if ids.itemsize != 8:
+        raise OmeroBackupError('this Python has no 8-byte array type')
+    name = postgres.quote_ident(conn, table)
+    queries = 0
+    last = None
     with conn.cursor() as cursor:
-        cursor.copy_expert('COPY (SELECT id FROM %s ORDER BY id) TO STDOUT' % postgres.quote_ident(conn, table), sink)
-    return sink.close()
+        cursor.execute('SET LOCAL max_parallel_workers_per_gather = 0')
+        while True:
+            where = '' if last is None else 'WHERE id > %(last)s '
+            cursor.execute("SELECT count(*), string_agg(int8send(id), ''::bytea) FROM (SELECT id FROM %s %sORDER BY id "
+                           "LIMIT %%(chunk)s) AS ids" % (name, where), {'last': last, 'chunk': chunk})
+            queries += 1
+            rows, blob = cursor.fetchone()
+            if not rows:
+                break
+            part = array.array('q')
+            part.frombytes(blob)
+            if sys.byteorder == 'little':
+                part.byteswap()
+            if last is not None and part[0] <= last:
+                raise OmeroBackupError('ids of table %s came back out of order' % table)
+            ids.extend(part)
+            if rows < chunk:
+                break
+            last = ids[-1]
+    if not _is_strictly_increasing(ids):
+        ids = array.array('q', sorted(set(ids)))
+    return ids, queries
 
 
-def present_ids(sorted_ids, wanted):
-    """The subset of ``wanted`` found in ``sorted_ids``.
+def id_lookup(sorted_ids, wanted):
+    """A container answering ``object_id in container`` for every id of ``wanted``.
 
     Entries of one directory share an id range (Dir-123 holds 123000-123999),
     so one slice of the array turned into a set answers them all; scattered
     ids fall back to a binary search each.
     """
     if not wanted:
-        return set()
+        return frozenset()
     low = bisect.bisect_left(sorted_ids, min(wanted))
     high = bisect.bisect_right(sorted_ids, max(wanted))
     if high - low <= 4 * len(wanted) + 2048:
-        return set(sorted_ids[low:high]).intersection(wanted)
+        return set(sorted_ids[low:high])
     found = set()
     for object_id in wanted:
         index = bisect.bisect_left(sorted_ids, object_id, low, high)
@@ -194,6 +216,16 @@ def _spool_read(spool):
 
 # --------------------------------------------------------------------------- walk
 
+def _is_real_dir(path):
+    """A directory, not a symlink to one (the walk never follows links below the roots)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+
+
 class _Walker(object):
     """Streams one of Pixels/Files/Thumbnails, spooling orphans and noting what would be left empty."""
 
@@ -210,7 +242,9 @@ class _Walker(object):
 
     def walk(self):
         root = os.path.join(self.datadir, self.subdir)
-        if os.path.isdir(root) and not os.path.islink(root):
+        # The three roots may be symlinks to bigger volumes (as omero's own walk
+        # allows); below them no symlinked directory is followed.
+        if os.path.isdir(root):
             self._walk_dir(root, self.subdir, top=True)
         # omero asks about every file it meets, kept names included, 25 at a time.
         self.stats['omero_queries'] = -(-self.stats['entries'] // OMERO_QUERY_BATCH)
@@ -220,54 +254,66 @@ class _Walker(object):
         self.unknown_listing.add(relpath)
 
     def _walk_dir(self, path, relpath, top=False):
-        """True when nothing would be left in this directory after the cleanse."""
+        """True when nothing would be left in this directory after the cleanse.
+
+        os.listdir, not os.scandir: names only, no object per entry, as fast
+        as find. Types are asked for (lstat) only where they matter: names
+        that are not ids (a Dir-NNN to enter, or something to keep) and
+        orphans (a directory named like an id is kept, never removed).
+        """
+        names = os.listdir(path)
+        ids = entry_ids(names)
         kept = 0
-        candidates = []
-        with os.scandir(path) as entries:
-            for entry in entries:
-                child = relpath + '/' + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if _ID_DIRECTORY.match(entry.name):
-                        candidates.append((None, (entry.path, child)))
-                    else:
-                        self._keep_unknown(child + '/')
-                        kept += 1
+        subdirs = []
+        if None in ids:
+            for name, object_id in zip(names, ids):
+                if object_id is not None:
                     continue
-                self.stats['entries'] += 1
-                object_id = entry_id(entry.name)
-                if object_id is None:
-                    self._keep_unknown(child)
-                    kept += 1
+                is_dir = _is_real_dir(path + '/' + name)
+                if is_dir and _ID_DIRECTORY.match(name):
+                    subdirs.append(name)
                     continue
-                candidates.append((object_id, entry))
-        # Subdirectories are walked after this directory's listing is closed,
-        # so at most one open directory handle per level.
-        candidates.sort(key=lambda candidate: candidate[1][1] if candidate[0] is None else candidate[1].name)
-        wanted = [object_id for object_id, _ in candidates if object_id is not None]
-        present = present_ids(self.ids, wanted)
-        for object_id, item in candidates:
-            if object_id is None:
-                if not self._walk_dir(item[0], item[1]):
-                    kept += 1
-                continue
-            if object_id in present:
+                self._keep_unknown(relpath + '/' + name + ('/' if is_dir else ''))
                 kept += 1
-                continue
-            kept += 0 if self._orphan(item, relpath + '/' + item.name, object_id) else 1
+            known = [object_id for object_id in ids if object_id is not None]
+        else:
+            known = ids
+        self.stats['entries'] += len(names) - len(subdirs)
+        present = id_lookup(self.ids, known)
+        if present.issuperset(known):
+            # The usual directory: every id has its row (checked in C, no list built).
+            orphans = []
+        else:
+            orphans = [(name, object_id) for name, object_id in zip(names, ids)
+                       if object_id is not None and object_id not in present]
+        kept += len(known) - len(orphans)
+        orphans.sort()
+        for name, object_id in orphans:
+            if not self._orphan(path + '/' + name, relpath + '/' + name, object_id):
+                kept += 1
+        # Subdirectories are walked after this directory's listing is done,
+        # so no directory handle stays open across levels.
+        for name in sorted(subdirs):
+            if not self._walk_dir(path + '/' + name, relpath + '/' + name):
+                kept += 1
         if kept == 0 and not top:
             self.empty_dirs.append(relpath)
             self.stats['empty_dirs'] += 1
             return True
         return False
 
-    def _orphan(self, entry, relpath, object_id):
+    def _orphan(self, path, relpath, object_id):
         """Account for one orphan; False when it must stay (too young)."""
         try:
-            info = entry.stat(follow_symlinks=False)
+            info = os.lstat(path)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return True
             raise
+        if stat.S_ISDIR(info.st_mode):
+            # omero lists such a directory but never removes it; neither do we.
+            self._keep_unknown(relpath + '/')
+            return False
         if info.st_mtime > self.young_before:
             self.stats['kept_young'] += 1
             return False
@@ -425,6 +471,54 @@ def _connect(params):
     return conn
 
 
+def _load_ids_or_explain(conn, table):
+    try:
+        return load_ids(conn, table)
+    except Exception as exc:
+        if postgres.psycopg2 is not None and isinstance(exc, postgres.psycopg2.Error):
+            raise OmeroBackupError('cannot read the ids of table %s: %s' % (table, str(exc).strip()))
+        raise
+
+
+class _IdLoader(object):
+    """Reads the id tables, in order, in a background thread while the main thread walks.
+
+    psycopg2 releases the GIL while the server works and the bytes are turned
+    into arrays in C, so the reading of one table hides behind the walk of the
+    previous directory. Only this thread uses the connection until join().
+    """
+
+    def __init__(self, conn, tables):
+        self._results = {}
+        self._ready = dict((table, threading.Event()) for table in tables)
+        self._thread = threading.Thread(target=self._run, args=(conn, list(tables)), name='omero-cleanse-ids')
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, conn, tables):
+        for table in tables:
+            try:
+                self._results[table] = (True, _load_ids_or_explain(conn, table))
+            except Exception as exc:  # handed to the main thread, raised there
+                for pending in tables[tables.index(table):]:
+                    self._results[pending] = (False, exc)
+                    self._ready[pending].set()
+                return
+            self._ready[table].set()
+
+    def get(self, table):
+        """(sorted ids, queries) of ``table``, waiting for it if needed."""
+        self._ready[table].wait()
+        loaded, value = self._results[table]
+        if not loaded:
+            raise value
+        del self._results[table]
+        return value
+
+    def join(self):
+        self._thread.join()
+
+
 def _database_facts(params, result, subdirectories):
     """(conn, blocking reasons); conn is None when the database cannot be used."""
     try:
@@ -444,8 +538,10 @@ def _database_facts(params, result, subdirectories):
         result['queries'] += 1
         row = postgres.query_one(conn, "SELECT value FROM configuration WHERE name = 'omero.db.uuid'")
         result['db_uuid'] = row[0] if row else None
-    except Exception:
+    except Exception as exc:
         conn.close()
+        if postgres.psycopg2 is not None and isinstance(exc, postgres.psycopg2.Error):
+            return None, ['cannot read database %s: %s' % (params['db'], str(exc).strip())]
         raise
     return conn, []
 
@@ -483,14 +579,23 @@ def cleanse_database(params, check_mode, now=None):
         if uuid_problem:
             overridable.append(uuid_problem)
         for subdir in subdirectories:
-            stats = result['subdirectories'][subdir] = _new_stats()
-            ids = load_ids(conn, TABLES[subdir])
-            result['queries'] += 1
-            stats['db_max_id'] = ids[-1] if len(ids) else None
-            walker = _Walker(datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age)
-            walker.walk()
-            empty_dirs.extend(walker.empty_dirs)
-            del ids
+            result['subdirectories'][subdir] = _new_stats()
+        # originalfile is the big table (ManagedRepository rows too): read it
+        # last, while the other two directories are walked.
+        walk_order = sorted(subdirectories, key=lambda name: name == 'Files')
+        loader = _IdLoader(conn, [TABLES[subdir] for subdir in walk_order])
+        try:
+            for subdir in walk_order:
+                stats = result['subdirectories'][subdir]
+                ids, queries = loader.get(TABLES[subdir])
+                result['queries'] += queries
+                stats['db_max_id'] = ids[-1] if len(ids) else None
+                walker = _Walker(datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age)
+                walker.walk()
+                empty_dirs.extend(walker.empty_dirs)
+                del ids
+        finally:
+            loader.join()
         conn.rollback()
     finally:
         conn.close()
@@ -532,32 +637,17 @@ def _set_changed(result, check_mode):
 
 def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, report_file):
     remover = _Remover(datadir, quarantine_dir)
-    done = set() if report_file else None
+    done_action = 'quarantined' if quarantine_dir else 'removed'
     max_errors = 50
-    try:
+    with contextlib.ExitStack() as stack:
+        # The report is written as the removal goes, so its memory stays flat.
+        report = stack.enter_context(atomic_open(report_file, mode=0o600)) if report_file else None
+        stack.callback(remover.sync)
         for relpath, size, _object_id in _spool_read(spool):
-            stats = result['subdirectories'][relpath.split('/', 1)[0]]
-            full = os.path.join(datadir, relpath)
-            try:
-                info = os.lstat(full)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    continue
-                raise
-            # Touched since the walk: a server is writing it after all.
-            if info.st_mtime > young_before:
-                stats['kept_young'] += 1
-                continue
-            try:
-                remover.remove(relpath)
-            except OSError as exc:
-                if len(result['errors']) < max_errors:
-                    result['errors'].append('%s: %s' % (relpath, exc.strerror or exc))
-                continue
-            stats['removed'] += 1
-            stats['removed_bytes'] += info.st_size
-            if done is not None:
-                done.add(relpath)
+            action = _remove_one(remover, datadir, relpath, result, young_before, max_errors)
+            if report is not None:
+                report.write(('%s\t%d\t%s\n' % (relpath, size, done_action if action == 'done' else action))
+                             .encode('utf-8', 'surrogateescape'))
         for relpath in empty_dirs:
             try:
                 os.rmdir(os.path.join(datadir, relpath))
@@ -568,12 +658,32 @@ def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, rep
                 raise
             result['subdirectories'][relpath.split('/', 1)[0]]['empty_dirs_removed'] += 1
             remover.dirty_dirs.add(os.path.dirname(os.path.join(datadir, relpath)))
-    finally:
-        remover.sync()
     if quarantine_dir and os.path.isdir(quarantine_dir):
         fsync_dir(quarantine_dir)
-    if report_file:
-        _write_report(report_file, spool, result, removed_paths=done)
+
+
+def _remove_one(remover, datadir, relpath, result, young_before, max_errors):
+    """'done', 'vanished', 'kept_young' or 'kept' (could not be removed; see errors)."""
+    stats = result['subdirectories'][relpath.split('/', 1)[0]]
+    try:
+        info = os.lstat(os.path.join(datadir, relpath))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return 'vanished'
+        raise
+    # Touched since the walk: a server is writing it after all.
+    if info.st_mtime > young_before:
+        stats['kept_young'] += 1
+        return 'kept_young'
+    try:
+        remover.remove(relpath)
+    except OSError as exc:
+        if len(result['errors']) < max_errors:
+            result['errors'].append('%s: %s' % (relpath, exc.strerror or exc))
+        return 'kept'
+    stats['removed'] += 1
+    stats['removed_bytes'] += info.st_size
+    return 'done'
 
 
 # --------------------------------------------------------------------------- omero backend
@@ -635,17 +745,17 @@ def omero_cleanse_runs(params, subdirectories):
     """The ``admin cleanse`` argument lists to run, one per invocation.
 
     Without --subdirectory omero also removes empty ManagedRepository
-    directories; --subdirectory ManagedRepository fails in omero-py (no such
-    key in its table), so that work is only reachable with no --subdirectory.
+    directories (through the server, with their rows), so each directory is
+    named unless that is asked for; ``--subdirectory ManagedRepository``
+    (omero-py 5.22+) does only that part.
     """
     datadir = params['datadir']
     dry_run = ['--dry-run'] if params.get('_dry_run') else []
-    if params.get('managed_repository_empty_dirs'):
-        if list(subdirectories) != list(SUBDIRECTORIES):
-            raise OmeroBackupError('managed_repository_empty_dirs needs all of Pixels, Files and Thumbnails with '
-                                   'backend omero: omero admin cleanse only visits ManagedRepository without --subdirectory')
+    managed = bool(params.get('managed_repository_empty_dirs'))
+    if managed and list(subdirectories) == list(SUBDIRECTORIES):
         return [['admin', 'cleanse'] + dry_run + [datadir]]
-    return [['admin', 'cleanse'] + dry_run + ['--subdirectory', name, datadir] for name in subdirectories]
+    names = list(subdirectories) + (['ManagedRepository'] if managed else [])
+    return [['admin', 'cleanse'] + dry_run + ['--subdirectory', name, datadir] for name in names]
 
 
 class OmeroSession(object):
@@ -682,7 +792,11 @@ class OmeroSession(object):
                 os.chown(self.session_dir, account.pw_uid, account.pw_gid)
             except KeyError:
                 pass
-        self.run('sessions', 'login')
+        try:
+            self.run('sessions', 'login')
+        except Exception:
+            shutil.rmtree(self.session_dir, ignore_errors=True)
+            raise
         timeout = self.params.get('session_idle_timeout')
         if timeout:
             rc, out, err = self.run('sessions', 'timeout', str(int(timeout)), check=False)
@@ -725,7 +839,6 @@ def cleanse_omero(params, runner, check_mode, now=None):
         raise OmeroBackupError('quarantine_dir needs backend database: omero admin cleanse can only delete')
     if not os.path.isdir(datadir):
         raise OmeroBackupError('data directory %s does not exist' % datadir)
-    omero_cleanse_runs(params, subdirectories)  # validates the combination before any login
 
     result = new_result(params, 'omero')
     result['check_mode'] = bool(check_mode)

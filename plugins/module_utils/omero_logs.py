@@ -168,7 +168,7 @@ def _is_ascii(text):
 
 def _reason(exc):
     message = str(exc)
-    return message.split(':')[0] if ':' in message else message
+    return message.split(':', maxsplit=1)[0]
 
 
 def existing_descriptors(omerodir):

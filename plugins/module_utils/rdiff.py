@@ -33,6 +33,7 @@ NO_REPOSITORY_MESSAGE = "couldn't be identified as being within an existing back
 REGRESS_MESSAGE = 'regressing destination now'
 LOCK_SUFFIX = '.omero-backup.lock'
 REMOTE_LOCK_DIRS = ('/run/lock', '/var/lock', '/tmp')
+SSH_CONNECT_TIMEOUT = 30
 
 # A host part that is safe to hand to the ssh command line rdiff-backup runs through a shell.
 _HOST = re.compile(r'^(?:[A-Za-z0-9_.+-]+@)?[A-Za-z0-9_.-]+$')
@@ -65,6 +66,9 @@ class Location(object):
     def spec(self):
         """The argument rdiff-backup takes."""
         return '%s::%s' % (self.host, self.path) if self.host else self.path
+
+    def parent(self):
+        return Location(self.host, os.path.dirname(self.path.rstrip('/')) or '/')
 
     def child(self, relpath):
         return Location(self.host, self.path.rstrip('/') + '/' + relpath)
@@ -112,6 +116,8 @@ def remote_schema(ssh_user=None, ssh_key=None, ssh_port=None, ssh_options=None, 
         parts += ['-l', ssh_user]
     for option in ssh_options or []:
         parts += ['-o', option]
+    # ssh keeps the first value it sees for an option, so this default yields to one in ssh_options.
+    parts += ['-o', 'ConnectTimeout=%d' % SSH_CONNECT_TIMEOUT]
     for part in parts + [remote_command]:
         # rdiff-backup rejects a schema with braces other than its own placeholders.
         if '{' in part or '}' in part:
@@ -149,7 +155,7 @@ class Outcome(object):
         text = self.out + '\n' + self.err
         self.messages = [line.strip() for line in text.splitlines()
                          if line.startswith(('ERROR', 'WARNING', 'Fatal Error', 'Exception', 'ssh:'))
-                         or 'Permission denied' in line or 'Connection' in line]
+                         or 'Permission denied' in line or 'Connection' in line or 'failed due to' in line]
         self.regressed = REGRESS_MESSAGE in text
         unknown_bits = rc & ~_KNOWN_RC_BITS if rc > 0 else 0
         # A negative rc is a signal (the run was killed): a failure, never a success.
@@ -169,17 +175,17 @@ class Rdiff(object):
         self.executable = executable
         self.schema = schema
 
-    def argv(self, action, locations, force=False):
+    def argv(self, action, locations, force=False, global_options=()):
         """``action`` is a list (action words and their options); ``locations`` the Location arguments."""
-        argv = [self.executable]
+        argv = [self.executable] + list(global_options)
         if force:
             argv.append('--force')
-        if self.schema and any(loc.is_remote for loc in locations):
+        if self.schema and any(isinstance(loc, Location) and loc.is_remote for loc in locations):
             argv += ['--remote-schema', self.schema]
         return argv + list(action) + [loc.spec if isinstance(loc, Location) else loc for loc in locations]
 
-    def run(self, action, locations, force=False):
-        argv = self.argv(action, locations, force=force)
+    def run(self, action, locations, force=False, global_options=()):
+        argv = self.argv(action, locations, force=force, global_options=global_options)
         rc, out, err = self.runner(argv, env={'LC_ALL': 'C.UTF-8'})
         return Outcome(' '.join(a for a in action if not a.startswith('-')), rc, out, err), argv
 
@@ -204,9 +210,19 @@ class Rdiff(object):
         return parse_increments(outcome.out)
 
     def test_connection(self, location):
+        """Fail unless ssh logs in and rdiff-backup answers on the far side; ``location`` must exist there."""
         outcome, argv = self.run(['test'], [location])
         if outcome.rc != 0:
-            raise RdiffError('cannot reach %s over ssh: %s' % (location.spec, outcome.describe()))
+            raise RdiffError('cannot reach %s with rdiff-backup over ssh (or the directory does not exist there): %s'
+                             % (location.spec, outcome.describe()))
+
+    def list_files(self, location, epoch):
+        """Relative paths of every entry of the backup taken at ``epoch`` (``.`` is the root)."""
+        outcome, argv = self.run(['list', 'files', '--at', str(epoch)], [location])
+        if outcome.rc != 0:
+            raise RdiffError('cannot list the files of %s: %s' % (location.spec, outcome.describe()))
+        # One name a line (2.2 ignores --null-separator here): a name holding a newline comes out in pieces.
+        return set(name for name in outcome.out.split('\n') if name)
 
     def repository_uuids(self, location, epoch):
         """Names of ``.omero/repository/<uuid>`` dirs holding a ``repo_uuid`` in the backup taken at ``epoch``."""
@@ -219,6 +235,24 @@ class Rdiff(object):
             if len(parts) == 4 and parts[:2] == ['.omero', 'repository'] and parts[3] == 'repo_uuid':
                 uuids.add(parts[2])
         return sorted(uuids)
+
+
+# Warnings a restore may print that do not put any restored file in doubt.
+_HARMLESS_RESTORE_WARNINGS = ("doesn't have an 'increments' sub-directory",)
+
+
+def restore_problems(outcome):
+    """Messages of a restore that put its result in doubt; rdiff-backup 2.2 may exit 0 after
+    "Could not restore file" or a hash mismatch, so the text is read as well as the exit code."""
+    problems = []
+    for line in (outcome.out + '\n' + outcome.err).splitlines():
+        line = line.strip()
+        if line.startswith(('WARNING', 'ERROR', 'Fatal Error', 'Exception')) and not any(
+                harmless in line for harmless in _HARMLESS_RESTORE_WARNINGS):
+            problems.append(line)
+    if outcome.rc != 0 and not problems:
+        problems.append(outcome.describe())
+    return problems
 
 
 def parse_increments(text):

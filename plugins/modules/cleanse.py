@@ -26,7 +26,7 @@ description:
     is unreachable or lacks the OMERO tables. O(force) overrides the first two.
   - Files younger than O(min_age) are never removed.
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
@@ -69,8 +69,8 @@ options:
     description:
       - Also let OMERO.server remove empty directories from C(ManagedRepository), as a plain
         C(omero admin cleanse /OMERO) does. Files there are never touched.
-      - Needs O(backend=omero) and all three O(subdirectories), the server removes those directories together
-        with their database rows.
+      - Needs O(backend=omero) (omero-py 5.22 or later when not all three O(subdirectories) are cleansed), the
+        server removes those directories together with their database rows.
     type: bool
     default: false
   quarantine_dir:
@@ -111,8 +111,9 @@ options:
   report_file:
     description:
       - Write the full list of orphans here, one C(path<TAB>bytes<TAB>action) line each, paths relative to
-        O(datadir), actions V(would_remove), V(removed), V(quarantined) or V(kept). Written atomically, mode 0600,
-        also in check mode.
+        O(datadir), actions V(would_remove), V(removed), V(quarantined), V(kept_young) (touched since the walk),
+        V(vanished) (gone before its turn) or V(kept) (could not be removed, see RV(errors)). Written atomically,
+        mode 0600, also in check mode.
     type: path
   omerodir:
     description:
@@ -357,6 +358,8 @@ def main():
         module.fail_json(msg=str(exc), changed=False, **refused)
     except (OmeroBackupError, postgres.PostgresError) as exc:
         module.fail_json(msg=str(exc), changed=False)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cleanse stopped: %s' % exc, changed=False)
     result.pop('check_mode', None)
     for warning in result.pop('warnings', []):
         module.warn(warning)

@@ -19,7 +19,7 @@ description:
   - A database that cannot be reached is reported in RV(postgres.error) rather than failing the task,
     so the module also describes a host whose database is down.
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes

@@ -25,7 +25,7 @@ description:
     compressed ones) into O(path), refusing when any of them is open by a process (a running server).
   - Rolled-log housekeeping is M(omero.backup.logs), which finds the relocated directory by itself.
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
 attributes:

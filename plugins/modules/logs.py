@@ -17,7 +17,7 @@ description:
     compressed files this module made from them. The live C(NAME.log) files, C(master.out), C(master.err) and
     every other file are never touched.
   - Refuses a O(path) inside a C(ManagedRepository) or anywhere in an OMERO repository (a directory holding
-    C(.omero/repository)): import logs there are OMERO database objects, and removing one breaks its fileset.
+    C(.omero/repository)), because import logs there are OMERO database objects and removing one breaks its fileset.
   - A compressed file is named after the time its last line was written, C(NAME.log.20261120T101500Z.gz), because
     the server's own rollover renames C(.1) to C(.2) and so on and would otherwise collide with earlier C(.gz) files.
     It keeps the original's mtime, mode and owner. It is written to a temporary file, fsynced, read back and compared
@@ -25,7 +25,7 @@ description:
     file (the server may have rolled its logs meanwhile).
   - To move the log directory itself, use M(omero.backup.log_dir).
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
 attributes:
@@ -143,7 +143,9 @@ logs:
       description: Bytes freed for this log; V(null) in check mode with O(state=compressed).
       type: int
     created:
-      description: Compressed files written.
+      description:
+        - The compressed files now holding RV(logs.files). One with identical content left by an interrupted run is
+          reused rather than written again.
       type: list
       elements: str
       sample: ["Blitz-0.log.20261120T101500Z.gz"]

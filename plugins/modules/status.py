@@ -21,7 +21,7 @@ description:
   - A success of the backup set already recorded as the last success (same O(set_id)) changes nothing, so a re-run
     that found every backup recent enough reports no change. A failure is always recorded.
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
 attributes:
@@ -88,7 +88,7 @@ options:
       - Group of both files.
     type: str
 notes:
-  - The status file is bookkeeping: a corrupt one is replaced rather than failing the run.
+  - The status file is bookkeeping, so a corrupt one is replaced rather than failing the run.
 '''
 
 EXAMPLES = r'''

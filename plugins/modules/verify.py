@@ -20,7 +20,7 @@ description:
   - Symbolic links left by in-place imports are restored as links; when their target is missing they are listed in
     RV(dangling_links) but are not a failure (their targets live outside the data directory).
 author:
-  - omero.backup contributors
+  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes

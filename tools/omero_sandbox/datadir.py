@@ -124,4 +124,3 @@ def write_datadir(root, datadir, plan, keep_checksums, progress=None):
         'directories': len(writer.made_dirs),
         'bfmemos': bfmemos,
     }
-

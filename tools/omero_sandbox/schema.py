@@ -307,4 +307,3 @@ def pad_eventlog(conn, target_bytes, progress=None):
         cursor.execute("SELECT setval('seq_eventlog', COALESCE((SELECT max(id) FROM eventlog), 0) + 1, false)")
     conn.commit()
     return size
-

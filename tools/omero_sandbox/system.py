@@ -71,8 +71,8 @@ def run(argv, user=None, env=None, cwd=None, what=None, data=None):
     except OSError as exc:
         raise SandboxError('%s: cannot run %s: %s' % (what or 'command', argv[0], exc))
     if proc.returncode != 0:
-        raise SandboxError('%s failed (rc %d): %s\n%s%s' % (what or argv[0], proc.returncode, ' '.join(argv),
-                                                           proc.stdout[-2000:], proc.stderr[-2000:]))
+        raise SandboxError('%s failed (rc %d): %s\n%s%s'
+                           % (what or argv[0], proc.returncode, ' '.join(argv), proc.stdout[-2000:], proc.stderr[-2000:]))
     return proc.stdout
 
 
@@ -167,4 +167,9 @@ def rmtree(path):
         if os.path.lexists(path):
             os.unlink(path)
         return
-    shutil.rmtree(path)
+    # rm(1) walks a million-entry tree in C; shutil.rmtree spends user time per entry in Python
+    rm = shutil.which('rm') or '/bin/rm'
+    proc = subprocess.run([rm, '-rf', '--one-file-system', '--', path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    if proc.returncode != 0 or os.path.lexists(path):
+        raise SandboxError('could not remove %s: %s' % (path, proc.stderr.strip()))

@@ -184,19 +184,26 @@ def test_managed_repository_paths_are_refused(tmp_path):
     (datadir / '.omero' / 'repository' / 'uuid').mkdir(parents=True)
     with pytest.raises(LogsError, match='ManagedRepository'):
         refuse_repository_path(str(managed), str(datadir))
-    elsewhere = tmp_path / 'managed-elsewhere' / 'in'
-    elsewhere.mkdir(parents=True)
-    os.rmdir(str(datadir / 'ManagedRepository' / 'user_1' / '2026-11' / '20'))
-    link_target = tmp_path / 'store'
-    link_target.mkdir()
-    link_datadir = tmp_path / 'OMERO2'
-    link_datadir.mkdir()
-    os.symlink(str(link_target), str(link_datadir / 'ManagedRepository'))
-    with pytest.raises(LogsError, match='inside'):
-        refuse_repository_path(str(link_target), str(link_datadir))
     with pytest.raises(LogsError, match='OMERO repository'):
         refuse_repository_path(str(datadir / 'Files'), None)
-    refuse_repository_path(str(elsewhere), str(datadir))
+
+
+def test_managed_repository_behind_a_symlink_is_refused(tmp_path):
+    store = tmp_path / 'big-store' / 'imports'
+    store.mkdir(parents=True)
+    datadir = tmp_path / 'OMERO'
+    datadir.mkdir()
+    os.symlink(str(tmp_path / 'big-store'), str(datadir / 'ManagedRepository'))
+    with pytest.raises(LogsError, match='inside'):
+        refuse_repository_path(str(store), str(datadir))
+    with pytest.raises(LogsError, match='ManagedRepository'):
+        refuse_repository_path(str(datadir / 'ManagedRepository' / 'imports'), str(datadir))
+
+
+def test_ordinary_log_dir_is_accepted(tmp_path):
+    (tmp_path / 'OMERO' / 'ManagedRepository').mkdir(parents=True)
+    (tmp_path / 'var' / 'log').mkdir(parents=True)
+    refuse_repository_path(str(tmp_path / 'var' / 'log'), str(tmp_path / 'OMERO'))
 
 
 # --- housekeeping ----------------------------------------------------------------------------------------------
@@ -473,3 +480,19 @@ def test_relocate_back_to_relative_default(omerodir, tmp_path):
     assert result['path'] == os.path.join(omerodir, 'var/log')
     assert _read(omerodir, 'etc/grid/default.xml') == DESCRIPTOR.encode()
     assert 'Blitz-0.log.1' in _listing(os.path.join(omerodir, 'var/log'))
+
+
+def test_descriptor_edit_keeps_crlf_bom_and_attribute_order(tmp_path):
+    text = '\ufeff' + DESCRIPTOR.replace('<variable name="OMERO_LOGS"    value="var/log/"/>',
+                                         '<variable value = "var/log/"\n      name="OMERO_LOGS" />').replace('\n', '\r\n')
+    path = tmp_path / 'default.xml'
+    path.write_bytes(text.encode('utf-8'))
+    descriptor = Descriptor(str(path))
+    assert descriptor.value == 'var/log/'
+    edited = descriptor.with_value('/var/log/omero/').encode('utf-8')
+    assert edited == text.replace('value = "var/log/"', 'value = "/var/log/omero/"').encode('utf-8')
+
+
+def test_default_path_needs_an_omerodir(tmp_path):
+    with pytest.raises(LogsError, match='OMERODIR .* does not exist'):
+        housekeeping(_params(str(tmp_path / 'absent')))

@@ -1,0 +1,338 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: datadir_backup
+short_description: Back up the OMERO binary repository with rdiff-backup
+version_added: 0.1.0
+description:
+  - Adds one rdiff-backup increment of the OMERO data directory (C(omero.data.dir), C(/OMERO)) to a repository on a
+    local path or, over ssh, on a backup host (C(host::/path)); the backup host needs only rdiff-backup installed.
+  - Uses the rdiff-backup 2.2 action syntax (C(rdiff-backup backup SRC DEST)); the older C(rdiff-backup SRC DEST) form of
+    the OMERO docs is deprecated.
+  - Everything is backed up except regenerable caches, including C(.omero/repository/<uuid>/repo_uuid) (which ties the
+    directory to its database), C(ManagedRepository), C(FullText) and the C(backup) directory holding dumps and config.
+  - Takes a lock of its own per repository (rdiff-backup's lock is not reliable), so a second run against the same
+    repository fails at once. For a local O(dest) the lock is a sibling file C(.<name>.omero-backup.lock); for a remote
+    one it is a local file under C(/run/lock) keyed by C(host::path), which serialises runs from this host only.
+  - A run that finds an earlier backup interrupted (killed, host crashed) lets rdiff-backup roll it back first and says
+    so in RV(regressed); rdiff-backup then exits 2, which this module does not count as a failure.
+  - rdiff-backup exit codes are bit flags; an error (1) or a file error (4) fails the task, a warning (2, 8) is
+    reported in RV(warnings_list).
+  - After the backup, O(verify) checks every file of the newest backup against its recorded checksum.
+author:
+  - omero.backup contributors (@ome)
+extends_documentation_fragment:
+  - omero.backup.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Checks the source, the destination (for a remote one, that ssh and rdiff-backup answer) and reports the
+        commands it would run and the increments retention would remove.
+  diff_mode:
+    support: none
+notes:
+  - Not idempotent by nature, since every run adds an increment; use O(skip_if_newer_than) to make repeated runs
+    V(changed=false).
+  - rdiff-backup cannot follow symbolic links. In-place imports leave links in C(ManagedRepository) that point outside
+    the data dir; they are stored as links, and RV(symlinks) tells how many point outside and where, so that their
+    targets can be backed up too.
+  - Run as root (or the owner of every file) so that ownership and permissions are recorded.
+requirements:
+  - rdiff-backup 2.2 or newer on the managed host and, for a remote O(dest), on the backup host.
+options:
+  src:
+    description:
+      - The OMERO data directory (C(omero_server_datadir)).
+    type: path
+    default: /OMERO
+  dest:
+    description:
+      - The rdiff-backup repository, a local absolute path or C([user@]host::/absolute/path) over ssh.
+      - A local O(dest) must be absent, empty or an existing repository; its parent must exist (so an unmounted
+        backup volume fails instead of filling the root filesystem).
+    type: str
+    required: true
+  exclude:
+    description:
+      - Glob patterns, relative to O(src), of what not to back up (C(**) crosses directories).
+      - Setting this replaces the default list.
+    type: list
+    elements: str
+    default: ['BioFormatsCache', '.omero/**/.lock', 'ManagedRepository/.omero/**/.lock']
+  exclude_fulltext:
+    description:
+      - Also exclude C(FullText), the Lucene search index. Saves space, but a restore then needs a full reindex before
+        searches work; the result carries a warning saying so.
+    type: bool
+    default: false
+  symlinks_outside:
+    description:
+      - What to do about symbolic links that point outside O(src) (in-place imports). They are always stored as links.
+      - V(warn) adds a warning naming where they point, V(fail) refuses to back up, V(ignore) only counts them.
+    type: str
+    choices: [warn, fail, ignore]
+    default: warn
+  verify:
+    description:
+      - Run C(rdiff-backup verify) on the repository after the backup and fail when any file does not match its
+        recorded checksum.
+      - It reads the whole newest backup, so it takes about as long as a full read of the data.
+    type: bool
+    default: true
+  keep_increments_for:
+    description:
+      - Remove increments older than this, in rdiff-backup's units (C(s), C(m) minutes, C(h), C(D), C(W), C(M) months,
+        C(Y)), e.g. V(8W). The newest backup is never removed.
+      - Runs C(rdiff-backup --force remove increments --older-than) after a successful backup (or a skipped one).
+    type: str
+  skip_if_newer_than:
+    description:
+      - Do nothing (V(changed=false)) when the newest backup in O(dest) is younger than this duration, e.g. V(20h).
+    type: str
+  file_statistics:
+    description:
+      - Let rdiff-backup write its per-file statistics file for each backup. Off by default because it slows large
+        backups and nothing here reads it.
+    type: bool
+    default: false
+  ssh_user:
+    description:
+      - User on the backup host for a remote O(dest) (C(ssh -l)).
+    type: str
+  ssh_key:
+    description:
+      - Private key file for a remote O(dest) (C(ssh -i)).
+    type: path
+  ssh_port:
+    description:
+      - ssh port of the backup host.
+    type: int
+  ssh_options:
+    description:
+      - Extra C(ssh -o) options, e.g. V(UserKnownHostsFile=/etc/omero-backup/known_hosts).
+      - ssh always runs with C(BatchMode=yes), so a missing key fails instead of waiting for a password, and with
+        C(ConnectTimeout=30) unless these options set another C(ConnectTimeout).
+    type: list
+    elements: str
+    default: []
+  rdiff_backup:
+    description:
+      - The rdiff-backup command on the managed host.
+    type: str
+    default: rdiff-backup
+  remote_rdiff_backup:
+    description:
+      - The rdiff-backup command on the backup host, e.g. V(sudo rdiff-backup).
+    type: str
+    default: rdiff-backup
+'''
+
+EXAMPLES = r'''
+- name: Back up /OMERO to a mounted backup volume, keep 8 weeks
+  omero.backup.datadir_backup:
+    src: /OMERO
+    dest: /mnt/backup_server/omero-data
+    keep_increments_for: 8W
+  register: datadir_backup
+
+- name: Back up /OMERO to a backup host over ssh, at most once a day
+  omero.backup.datadir_backup:
+    src: /OMERO
+    dest: backup_server.example.com::/backup/omero
+    ssh_user: omero-backup
+    ssh_key: /root/.ssh/omero_backup_ed25519
+    ssh_options:
+      - UserKnownHostsFile=/etc/omero-backup/known_hosts
+    skip_if_newer_than: 20h
+
+- name: Show what else needs a backup because of in-place imports
+  ansible.builtin.debug:
+    var: datadir_backup.symlinks.outside_dirs
+'''
+
+RETURN = r'''
+src:
+  description: The data directory backed up.
+  returned: always
+  type: str
+  sample: /OMERO
+dest:
+  description: The repository, as rdiff-backup was given it.
+  returned: always
+  type: str
+  sample: backup_server.example.com::/backup/omero
+skipped:
+  description: Whether the backup was skipped because of O(skip_if_newer_than).
+  returned: always
+  type: bool
+increment_time:
+  description: UTC time of the backup made now (or, when skipped, of the newest one).
+  returned: when a backup was made or skipped
+  type: str
+  sample: "2026-11-26T08:09:13Z"
+increment_epoch:
+  description: The same time in seconds since the epoch, as C(rdiff-backup restore --at) takes it.
+  returned: when a backup was made
+  type: int
+previous_increment_time:
+  description: UTC time of the newest backup before this run, V(null) for a new repository.
+  returned: always
+  type: str
+increments:
+  description: Number of backups in the repository after the run (retention included).
+  returned: when a backup was made or skipped
+  type: int
+files:
+  description: Files, directories and links in the backed-up tree (rdiff-backup's C(SourceFiles)).
+  returned: when a backup was made
+  type: int
+bytes:
+  description: Bytes in the backed-up tree (C(SourceFileSize)).
+  returned: when a backup was made
+  type: int
+changed_files:
+  description: New, changed and deleted entries since the previous backup.
+  returned: when a backup was made
+  type: int
+duration:
+  description: Seconds the whole task took.
+  returned: when a backup was made
+  type: float
+backup_duration:
+  description: Seconds C(rdiff-backup backup) took.
+  returned: when a backup was made
+  type: float
+verify_duration:
+  description: Seconds C(rdiff-backup verify) took.
+  returned: when O(verify=true) and a backup was made
+  type: float
+files_per_second:
+  description: RV(files) divided by RV(backup_duration).
+  returned: when a backup was made
+  type: float
+statistics:
+  description: rdiff-backup's session statistics as printed by C(--print-statistics).
+  returned: when a backup was made
+  type: dict
+  sample: {"SourceFiles": 1200, "SourceFileSize": 52428800, "NewFiles": 3, "ChangedFiles": 1, "Errors": 0}
+regressed:
+  description: Whether an earlier interrupted backup was rolled back before this one.
+  returned: always
+  type: bool
+verified:
+  description: V(true) when verify passed, V(false) when it found corruption, V(null) when not run.
+  returned: always
+  type: bool
+corrupted_files:
+  description: Repository files that failed verify (at most 20).
+  returned: when verify failed
+  type: list
+  elements: str
+pruned:
+  description: UTC times of the increments removed by retention (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: str
+excluded:
+  description: The C(--exclude) globs given to rdiff-backup.
+  returned: when the arguments were valid
+  type: list
+  elements: str
+symlinks:
+  description: Symbolic links found in O(src) (outside C(BioFormatsCache)).
+  returned: when a backup was made or would be
+  type: dict
+  contains:
+    total:
+      description: Number of links.
+      type: int
+    outside:
+      description: Links whose target lies outside O(src); their targets are not in the backup.
+      type: int
+    outside_dirs:
+      description: Directories holding those targets (at most 20).
+      type: list
+      elements: str
+    outside_dirs_truncated:
+      description: Whether more directories than listed hold targets.
+      type: bool
+commands:
+  description: The rdiff-backup command lines run (in check mode, that would run).
+  returned: always
+  type: list
+  elements: list
+lock:
+  description: The lock file serialising runs against this repository.
+  returned: when a backup was made or would be
+  type: str
+rc:
+  description: Exit code of C(rdiff-backup backup).
+  returned: when a backup ran
+  type: int
+rdiff_backup_version:
+  description: Version of the local rdiff-backup.
+  returned: when rdiff-backup could be run
+  type: str
+  sample: 2.2.2
+warnings_list:
+  description: The warnings of this run (also shown as task warnings).
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.datadir import DEFAULT_EXCLUDES, DatadirError, backup_datadir
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type='path', default='/OMERO'),
+            dest=dict(type='str', required=True),
+            exclude=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDES)),
+            exclude_fulltext=dict(type='bool', default=False),
+            symlinks_outside=dict(type='str', choices=['warn', 'fail', 'ignore'], default='warn'),
+            verify=dict(type='bool', default=True),
+            keep_increments_for=dict(type='str'),
+            skip_if_newer_than=dict(type='str'),
+            file_statistics=dict(type='bool', default=False),
+            ssh_user=dict(type='str'),
+            ssh_key=dict(type='path', no_log=False),
+            ssh_port=dict(type='int'),
+            ssh_options=dict(type='list', elements='str', default=[]),
+            rdiff_backup=dict(type='str', default='rdiff-backup'),
+            remote_rdiff_backup=dict(type='str', default='rdiff-backup'),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = backup_datadir(module.params, module_runner(module), check_mode=module.check_mode)
+    except DatadirError as exc:
+        _finish_failed(module, str(exc), exc.result)
+    except OmeroBackupError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    warnings = result.pop('warnings', [])
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(warnings_list=warnings, **result)
+
+
+def _finish_failed(module, message, partial):
+    warnings = partial.pop('warnings', [])
+    partial.pop('msg', None)
+    changed = partial.pop('changed', False)
+    module.fail_json(msg=message, changed=changed, warnings_list=warnings, **partial)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: db_dump
+short_description: Dump the OMERO database with pg_dump, verified, with a manifest and retention
+version_added: 0.1.0
+description:
+  - Dumps the OMERO database as the OMERO backup procedure does (C(pg_dump -Fc) to C({dest}/{db}.{timestamp}.pg_dump)),
+    or in the directory format (C({db}.{timestamp}.pg_dump.d)) with parallel jobs.
+  - The dump is written under a temporary name starting with C(.omero-backup-tmp.), read back in full with
+    C(pg_restore -f /dev/null) (C(pg_restore --list) passes truncated and corrupted archives), checked against
+    O(min_size), fsynced and only then renamed into place. A failed or killed dump leaves no file that looks complete.
+  - Next to each dump, C(<dump>.manifest.json) records every file with its size and sha256, the PostgreSQL server and
+    client versions, the OMERO schema version from C(dbpatch), C(omero.db.uuid), start and end time, duration, and
+    O(server_stopped). Its last key, C(complete), becomes V(true) only after the dump is in place.
+  - With O(globals=true) the roles are saved too (C({db}.{timestamp}.roles.sql)), since C(pg_dump) does not contain the
+    non-superuser owner role a restore needs.
+  - Takes the collection's lock on O(dest); a second dump into the same destination fails at once with a message
+    saying that one is already running.
+author:
+  - omero.backup contributors (@ome)
+extends_documentation_fragment:
+  - omero.backup.postgres
+  - omero.backup.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Connects, checks the client and server versions and O(compress), compares the free space at O(dest) with the
+        database size, and reports the path it would write and the dumps retention would remove. Writes nothing.
+  diff_mode:
+    support: none
+notes:
+  - Not idempotent by nature, since every run writes a new dump; O(skip_if_newer_than) makes repeated runs V(changed=false).
+  - Dumps contain C(session.uuid) values that let anyone attach to live OMERO sessions; files are created mode 0600 and
+    directories 0700.
+  - The password reaches C(pg_dump) and C(pg_dumpall) in the C(PGPASSWORD) environment variable, never on their command line.
+  - Saving the roles with their password hashes needs a superuser O(login_user). Otherwise the roles are saved with
+    C(pg_dumpall --no-role-passwords) (from C(pg_roles)) and a warning says so.
+  - A dump taken while OMERO.server runs may be inconsistent across tables written in separate transactions; stopping
+    the server is safest (record it with O(server_stopped)).
+options:
+  db:
+    description:
+      - Name of the OMERO database (C(omero_server_dbname) in C(ome.omero_server)).
+    type: str
+    default: omero
+  dest:
+    description:
+      - Directory that receives the dumps. Created mode 0700 when missing; its parent must exist, so an unmounted backup
+        volume fails instead of filling the root filesystem.
+    type: path
+    required: true
+  format:
+    description:
+      - V(custom) is C(pg_dump -Fc), the format of the OMERO documentation; one file.
+      - V(directory) is C(pg_dump -Fd), a directory that can be dumped and restored with several O(jobs).
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description:
+      - Tables dumped at once (C(pg_dump -j)); more than 1 needs O(format=directory). Uses O(jobs)+1 connections.
+    type: int
+    default: 1
+  compress:
+    description:
+      - Compression passed to C(pg_dump -Z). V(none), a gzip level V(0)-V(9), or V(gzip:N).
+      - V(zstd), V(zstd:N), V(lz4) and V(lz4:N) need a PostgreSQL 16 or newer C(pg_dump) and are refused with a clear
+        message otherwise.
+      - Unset keeps C(pg_dump)'s default (gzip).
+    type: str
+  globals:
+    description:
+      - Also save the roles (C(pg_dumpall --roles-only)) as C({db}.{timestamp}.roles.sql), listed in the same manifest.
+    type: bool
+    default: true
+  min_size:
+    description:
+      - Smallest size in bytes a dump may have; a smaller one is discarded and the task fails.
+    type: int
+    default: 4096
+  server_stopped:
+    description:
+      - Whether OMERO.server was stopped during the dump. Only recorded in the manifest.
+    type: bool
+    default: false
+  skip_if_newer_than:
+    description:
+      - When a complete dump of O(db) in O(dest) is younger than this duration (C(20h), C(1d12h), C(90m)), report it
+        and do nothing (V(changed=false)).
+    type: str
+  min_keep:
+    description:
+      - Complete dumps always kept, whatever their age. At least 1, so the last complete dump is never removed.
+    type: int
+    default: 1
+  keep:
+    description:
+      - Keep at most this many complete dumps of O(db); older ones are removed after a successful dump.
+      - Unset keeps any number.
+    type: int
+  max_age:
+    description:
+      - Remove complete dumps older than this duration (C(8w), C(30d)) after a successful dump, beyond O(min_keep).
+      - Incomplete dumps older than the newest complete one and leftover temporaries are always removed.
+    type: str
+  owner:
+    description:
+      - Owner of the files written (name or uid). Unset keeps the user the module runs as.
+    type: str
+  group:
+    description:
+      - Group of the files written (name or gid).
+    type: str
+  pg_bindir:
+    description:
+      - Directory of the PostgreSQL client tools (C(/usr/lib/postgresql/16/bin)) when several major versions are
+        installed. Unset uses C(PATH).
+    type: path
+'''
+
+EXAMPLES = r'''
+- name: Dump the OMERO database as the postgres user, keeping two weeks of dumps
+  omero.backup.db_dump:
+    db: omero
+    dest: /OMERO/backup/database
+    max_age: 2w
+    skip_if_newer_than: 20h
+  become: true
+  become_user: postgres
+
+- name: Parallel dump of a large database with the server stopped
+  omero.backup.db_dump:
+    db: omero
+    dest: /var/backups/omero/database
+    format: directory
+    jobs: 4
+    server_stopped: true
+    login_host: db.example.org
+    login_user: postgres
+    login_password: "{{ vault_postgres_password }}"
+  register: omero_dump
+'''
+
+RETURN = r'''
+path:
+  description: The dump (a file, or a directory for O(format=directory)); in check mode the one it would write.
+  returned: always
+  type: str
+  sample: /OMERO/backup/database/omero.2026-11-26T083000Z.pg_dump
+manifest:
+  description: Its manifest, C(<path>.manifest.json).
+  returned: always
+  type: str
+globals_path:
+  description: The roles file, V(null) when O(globals=false).
+  returned: always
+  type: str
+size:
+  description: Bytes of the dump (all files of a directory dump).
+  returned: when a dump was written or skipped
+  type: int
+sha256:
+  description:
+    - sha256 of the dump file; for a directory dump, of its C(sha256  relpath) listing (the format of C(sha256sum)).
+  returned: when a dump was written or skipped
+  type: str
+duration:
+  description: Seconds the whole dump took (dump, read-through, checksums, publishing).
+  returned: when a dump was written or skipped
+  type: float
+dump_seconds:
+  description: Seconds C(pg_dump) ran.
+  returned: when a dump was written
+  type: float
+verify_seconds:
+  description: Seconds the C(pg_restore -f /dev/null) read-through took.
+  returned: when a dump was written
+  type: float
+versions:
+  description: PostgreSQL versions.
+  returned: when the database was contacted
+  type: dict
+  contains:
+    server:
+      description: Server version.
+      type: str
+      sample: "15.18"
+    client:
+      description: Version of C(pg_dump).
+      type: str
+      sample: "15.18"
+omero:
+  description: OMERO facts of the dumped database.
+  returned: when the database was contacted
+  type: dict
+  contains:
+    schema_version:
+      description: C(dbpatch.currentversion).
+      type: str
+      sample: OMERO5.4
+    schema_patch:
+      description: C(dbpatch.currentpatch).
+      type: int
+    db_uuid:
+      description: C(omero.db.uuid).
+      type: str
+database_bytes:
+  description: Size of the database (C(pg_database_size)).
+  returned: when the database was contacted
+  type: int
+free_bytes:
+  description: Free bytes at O(dest).
+  returned: in check mode
+  type: int
+pruned:
+  description: Paths removed by retention (in check mode, the ones it would remove).
+  returned: always
+  type: list
+  elements: str
+skipped_dump:
+  description: Whether no dump was written because O(skip_if_newer_than) found a recent enough one; RV(path) then names it.
+  returned: always
+  type: bool
+format:
+  description: The dump format.
+  returned: always
+  type: str
+dest_created:
+  description: Whether O(dest) was created (would be, in check mode).
+  returned: when O(dest) was missing
+  type: bool
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.dbdump import dump
+from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
+
+
+def main():
+    argument_spec = postgres_argument_spec()
+    argument_spec.update(
+        db=dict(type='str', default='omero'),
+        dest=dict(type='path', required=True),
+        format=dict(type='str', choices=['custom', 'directory'], default='custom'),
+        jobs=dict(type='int', default=1),
+        compress=dict(type='str'),
+        globals=dict(type='bool', default=True),
+        min_size=dict(type='int', default=4096),
+        server_stopped=dict(type='bool', default=False),
+        skip_if_newer_than=dict(type='str'),
+        min_keep=dict(type='int', default=1),
+        keep=dict(type='int'),
+        max_age=dict(type='str'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        pg_bindir=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    # AnsibleModule would overwrite size/mode/owner/state in the result with a stat() of RV(path); for a directory
+    # dump that is the directory entry (4096 bytes), not the dump. The result describes the dump itself.
+    module.add_path_info = lambda kwargs: kwargs
+    try:
+        result = dump(module.params, module_runner(module), check_mode=module.check_mode)
+    except (OmeroBackupError, PostgresError) as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make demo`: build the sandbox (a miniature OMERO.server) at a fixed place and
+# run the collection against it on localhost. Rebuilt from scratch on every run.
+#   OMERO_BACKUP_DEMO_ROOT  where the sandbox lives (default /var/tmp/omero-backup-demo)
+#   OMERO_BACKUP_DEMO_OBJECTS  how many data-dir objects (default 200)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${OMERO_BACKUP_VENV:-/var/cache/omero-backup/venv}
+DEMO_ROOT=${OMERO_BACKUP_DEMO_ROOT:-/var/tmp/omero-backup-demo}
+OBJECTS=${OMERO_BACKUP_DEMO_OBJECTS:-200}
+PY="$VENV/bin/python"
+
+log() { printf '\033[1m[demo]\033[0m %s\n' "$*" >&2; }
+
+[ -x "$PY" ] || { echo "no venv at $VENV: run scripts/bootstrap.sh (make bootstrap) first" >&2; exit 1; }
+export PYTHONPATH="$HERE/tools${PYTHONPATH:+:$PYTHONPATH}"
+start=$(date +%s)
+
+if [ -e "$DEMO_ROOT" ]; then
+  log "removing the previous demo sandbox at $DEMO_ROOT"
+  "$PY" -m omero_sandbox destroy "$DEMO_ROOT" >/dev/null
+fi
+log "building the sandbox at $DEMO_ROOT ($OBJECTS objects, 12 orphans)"
+"$PY" -m omero_sandbox build "$DEMO_ROOT" --objects "$OBJECTS" --orphans 12 --seed 1 --summary >/dev/null
+
+# The collection is used from this checkout through a throw-away collections tree.
+COLLECTIONS=$(mktemp -d /tmp/omero-backup-demo-collections.XXXXXX)
+trap 'rm -rf "$COLLECTIONS"' EXIT
+mkdir -p "$COLLECTIONS/ansible_collections/omero"
+ln -s "$HERE" "$COLLECTIONS/ansible_collections/omero/backup"
+
+log "running omero.backup.info through ansible-playbook"
+PATH="$VENV/bin:$PATH" \
+ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS" \
+ANSIBLE_PYTHON_INTERPRETER="$PY" \
+ANSIBLE_LOCALHOST_WARNING=0 \
+ANSIBLE_INVENTORY_UNPARSED_WARNING=0 \
+ANSIBLE_RETRY_FILES_ENABLED=0 \
+ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
+  "$VENV/bin/ansible-playbook" -i localhost, "$HERE/playbooks/demo_info.yml" \
+    -e "sandbox_json=$DEMO_ROOT/sandbox.json" -e "backup_dest=$DEMO_ROOT/backups"
+
+"$PY" - "$DEMO_ROOT/sandbox.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d['counts']
+print()
+print('Sandbox at %s' % d['root'])
+print('  PostgreSQL  socket %s port %s (superuser postgres, owner omero; passwords in sandbox.json)'
+      % (d['postgres']['host'], d['postgres']['port']))
+print('  OMERODIR    %s   config %s' % (d['omerodir'], d['omero_config']))
+print('  data dir    %s: %d pixels, %d thumbnails, %d files, %d filesets (%d import logs), %d orphans'
+      % (d['datadir'], c['pixels'], c['thumbnails'], c['files'], c['filesets'], c['import_logs'], c['orphans']))
+PYEOF
+log "done in $(( $(date +%s) - start ))s; the sandbox keeps running. Stop or remove it with:"
+log "  PYTHONPATH=$HERE/tools $PY -m omero_sandbox stop|destroy $DEMO_ROOT"

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""omero.backup.db_restore (and db_dump → db_restore round trips) on real PostgreSQL clusters.
+
+Restore targets are a bare cluster (a fresh sandbox whose OMERO database and
+owner role are dropped, like a new server) and scratch databases on the session
+sandbox's cluster, dropped again after each test.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from helpers.ansible import collections_path, run_module
+from helpers.sandbox import connection_args, psycopg2_connect, query
+
+if collections_path() not in sys.path:
+    sys.path.insert(0, collections_path())
+
+from ansible_collections.omero.backup.plugins.module_utils import dbdump  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner  # noqa: E402
+
+
+def restore_args(description, src, db, **extra):
+    args = connection_args(description)
+    args.update(src=str(src), db=db)
+    args.update(extra)
+    return args
+
+
+def direct_dump(sandbox, dest, fmt='custom'):
+    params = dict(connection_args(sandbox), login_password=None, login_unix_socket=None, connect_timeout=10, dest=str(dest),
+                  format=fmt, jobs=1, compress=None, globals=True, min_size=4096, server_stopped=False,
+                  skip_if_newer_than=None, min_keep=1, keep=None, max_age=None, owner=None, group=None, pg_bindir=None)
+    return dbdump.dump(params, subprocess_runner)
+
+
+def pg_env(description):
+    postgres = description['postgres']
+    return dict(os.environ, PGHOST=postgres['host'], PGPORT=str(postgres['port']), PGUSER=postgres['superuser'])
+
+
+def schema_of(description, db):
+    """pg_dump --schema-only without the per-run \\restrict keys of recent minor releases."""
+    out = subprocess.check_output(['pg_dump', '--schema-only', db], env=pg_env(description), universal_newlines=True)
+    return [line for line in out.splitlines() if not line.startswith(('\\restrict', '\\unrestrict'))]
+
+
+def table_checksums(description, db):
+    tables = [row[0] for row in query(description, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                                      dbname=db)]
+    sums = {}
+    for table in tables:
+        sums[table] = query(description, "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) "
+                                         "FROM public.%s t" % table, dbname=db)[0]
+    return sums
+
+
+def database_comment(description, db):
+    rows = query(description, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db,))
+    return rows[0][0] if rows else None
+
+
+def exists(description, kind, name):
+    sql = {'database': 'SELECT 1 FROM pg_database WHERE datname = %s', 'role': 'SELECT 1 FROM pg_roles WHERE rolname = %s'}
+    return bool(query(description, sql[kind], (name,)))
+
+
+def assert_identical(source, source_db, target, target_db):
+    assert schema_of(target, target_db) == schema_of(source, source_db)
+    source_sums = table_checksums(source, source_db)
+    assert len(source_sums) >= 8 and source_sums['originalfile'][0] > 0
+    assert table_checksums(target, target_db) == source_sums
+
+
+@pytest.fixture
+def scratch(sandbox):
+    """Names of databases and roles on the session cluster to drop after the test."""
+    made = {'databases': [], 'roles': []}
+    yield made
+    conn = psycopg2_connect(sandbox, dbname='postgres')
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            for db in made['databases']:
+                cursor.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+            for role in made['roles']:
+                cursor.execute('DROP ROLE IF EXISTS "%s"' % role)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def bare_cluster(sandbox_factory):
+    """A fresh cluster without the OMERO database and its owner role, as on a new server."""
+    description = sandbox_factory(objects=1, orphans=0, omero_cli=False)
+    conn = psycopg2_connect(description, dbname='postgres')
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute('DROP DATABASE omero')
+            cursor.execute('DROP ROLE omero')
+    finally:
+        conn.close()
+    return description
+
+
+def test_custom_round_trip_with_jobs_into_a_bare_cluster_creates_the_owner(sandbox, bare_cluster, tmp_path):
+    dest = tmp_path / 'database'
+    dumped = run_module('db_dump', dict(connection_args(sandbox), dest=str(dest)))
+    assert not dumped['failed'], dumped.get('msg')
+    owner_password = 'owner-' + secrets.token_hex(8)
+    args = restore_args(bare_cluster, dest, 'omero', owner='omero', owner_password=owner_password, jobs=2,
+                        expected_schema=sandbox['schema']['version'])
+    restored = run_module('db_restore', args, diff=True)
+    assert not restored['failed'], restored.get('msg')
+    assert restored['changed'] and restored['created'] == {'role': True, 'database': True} and not restored['replaced']
+    assert restored['restored_from'] == dumped['path'] and restored['sha256'] == dumped['sha256']
+    assert restored['db_uuid'] == sandbox['db_uuid'] and restored['schema_version'] == sandbox['schema']['version']
+    assert restored['row_counts']['pixels'] == sandbox['counts']['db_rows']['pixels']
+    assert 'role: absent' in restored['diff']['before'] and 'database: absent' in restored['diff']['before']
+    assert owner_password not in json.dumps(restored)
+    assert_identical(sandbox, 'omero', bare_cluster, 'omero')
+    assert database_comment(bare_cluster, 'omero').startswith('omero.backup restored sha256=%s from ' % dumped['sha256'])
+    owner = query(bare_cluster, "SELECT r.rolsuper, r.rolcreatedb, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding) "
+                                "FROM pg_roles r, pg_database d WHERE r.rolname = 'omero' AND d.datname = 'omero'")[0]
+    assert owner == (False, False, 'omero', 'UTF8')
+    # The password given for the new role is the one that logs in (over TCP, scram).
+    conn = psycopg2.connect(host='127.0.0.1', port=bare_cluster['postgres']['port'], user='omero', password=owner_password,
+                            dbname='omero')
+    conn.close()
+
+    again = run_module('db_restore', args)
+    assert not again['failed'], again.get('msg')
+    assert again['changed'] is False and 'already holds' in again['msg']
+
+
+def test_directory_round_trip_refuses_non_empty_target_and_replaces_on_request(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_dir')
+    dest = tmp_path / 'database'
+    dumped = run_module('db_dump', dict(connection_args(sandbox), dest=str(dest), format='directory', jobs=2))
+    assert not dumped['failed'], dumped.get('msg')
+    assert os.path.isdir(dumped['path']) and dumped['path'].endswith('.pg_dump.d')
+    assert dumped['size'] == sum(os.path.getsize(os.path.join(dumped['path'], name)) for name in os.listdir(dumped['path']))
+    restored = run_module('db_restore', restore_args(sandbox, dumped['manifest'], 'restored_dir', jobs=2))
+    assert not restored['failed'], restored.get('msg')
+    assert restored['changed'] and restored['created'] == {'role': False, 'database': True}
+    assert restored['format'] == 'directory'
+    assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
+
+    other = direct_dump(sandbox, tmp_path / 'other')
+    comment = database_comment(sandbox, 'restored_dir')
+    refused = run_module('db_restore', restore_args(sandbox, other['path'], 'restored_dir'))
+    assert refused['failed'] and 'is not empty' in refused['msg'] and 'state=replaced' in refused['msg']
+    assert database_comment(sandbox, 'restored_dir') == comment
+
+    replaced = run_module('db_restore', restore_args(sandbox, other['path'], 'restored_dir', state='replaced'), diff=True)
+    assert not replaced['failed'], replaced.get('msg')
+    assert replaced['replaced'] is True and replaced['changed']
+    assert 'restored from sha256=%s' % dumped['sha256'] in replaced['diff']['before']
+    assert 'restored from sha256=%s' % other['sha256'] in replaced['diff']['after']
+    assert database_comment(sandbox, 'restored_dir').startswith('omero.backup restored sha256=%s ' % other['sha256'])
+    assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
+
+
+def test_check_mode_changes_nothing_and_a_schema_mismatch_is_refused(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_check')
+    scratch['roles'].append('omero_check_owner')
+    dumped = direct_dump(sandbox, tmp_path / 'database')
+    args = restore_args(sandbox, dumped['path'], 'restored_check', owner='omero_check_owner', owner_password='pw-check')
+    checked = run_module('db_restore', args, check=True, diff=True)
+    assert not checked['failed'], checked.get('msg')
+    assert checked['changed'] is True and checked['created'] == {'role': True, 'database': True}
+    assert 'would create role omero_check_owner' in checked['msg']
+    assert checked['diff']['before'] != checked['diff']['after']
+    assert not exists(sandbox, 'database', 'restored_check') and not exists(sandbox, 'role', 'omero_check_owner')
+
+    mismatch = run_module('db_restore', dict(args, expected_schema='OMERO5.3'))
+    assert mismatch['failed'] and 'not the expected OMERO5.3' in mismatch['msg']
+    assert not exists(sandbox, 'database', 'restored_check') and not exists(sandbox, 'role', 'omero_check_owner')
+
+
+def test_truncated_and_bit_flipped_dumps_fail_verification_and_leave_the_target_untouched(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_bad')
+    good = direct_dump(sandbox, tmp_path / 'good')
+    damaged = {}
+    for kind in ('truncated', 'flipped'):
+        directory = tmp_path / kind
+        directory.mkdir()
+        for path in (good['path'], good['manifest']):
+            shutil.copy(path, str(directory))
+        copy = str(directory / os.path.basename(good['path']))
+        with open(copy, 'r+b') as handle:
+            if kind == 'truncated':
+                handle.truncate(os.path.getsize(copy) * 2 // 3)
+            else:
+                # A flip in compressed table data (the archive's end); one in the table of contents' plain SQL
+                # text passes any read-through and is caught only by the manifest's sha256, as below.
+                handle.seek(os.path.getsize(copy) - 300)
+                byte = handle.read(1)
+                handle.seek(-1, os.SEEK_CUR)
+                handle.write(bytes([byte[0] ^ 0x10]))
+        damaged[kind] = copy
+        # The read-through db_dump runs before publishing catches both (pg_restore --list would not).
+        with pytest.raises(dbdump.DbDumpError, match='failed its read-through'):
+            dbdump.read_through(subprocess_runner, {}, copy, 'custom')
+        refused = run_module('db_restore', restore_args(sandbox, copy, 'restored_bad'))
+        assert refused['failed'] and 'does not match its manifest' in refused['msg'], refused.get('msg')
+        assert not exists(sandbox, 'database', 'restored_bad')
+
+    # Without the manifest check, pg_restore --exit-on-error stops and the database says it is not restored.
+    forced = run_module('db_restore', restore_args(sandbox, damaged['truncated'], 'restored_bad', verify=False))
+    assert forced['failed'] and 'marked as not restored' in forced['msg']
+    assert database_comment(sandbox, 'restored_bad').startswith('omero.backup restore NOT COMPLETE')

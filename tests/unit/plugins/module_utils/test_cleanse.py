@@ -1,0 +1,337 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cleanse logic that needs no database: id sets, the walk, removal, omero argv and output parsing."""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import array
+import os
+import time
+
+import pytest
+
+from ansible_collections.omero.backup.plugins.module_utils import cleanse
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.idpath import id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli
+
+OLD = time.time() - 7 * 86400
+SECRET = 'omero-Adm1n-pass'
+
+
+@pytest.mark.parametrize('wanted', [
+    [999001, 999002, 999999],      # one directory: the slice path
+    [1, 5000000, 999999999],       # scattered: binary search per id
+])
+def test_id_lookup_agrees_with_a_plain_set(wanted):
+    ids = array.array('q', [1, 2, 999001, 999999, 1000000, 5000000])
+    lookup = cleanse.id_lookup(ids, wanted)
+    assert set(object_id for object_id in wanted if object_id in lookup) == set(wanted) & set(ids)
+
+
+def test_id_lookup_of_nothing_is_empty():
+    assert 5 not in cleanse.id_lookup(array.array('q'), [])
+    assert 5 not in cleanse.id_lookup(array.array('q'), [5])
+
+
+def test_order_check_catches_any_inversion():
+    assert cleanse._is_strictly_increasing(array.array('q', [1, 2, 999001, 1000000]))
+    assert cleanse._is_strictly_increasing(array.array('q'))
+    assert not cleanse._is_strictly_increasing(array.array('q', [1, 3, 2]))
+    assert not cleanse._is_strictly_increasing(array.array('q', [1, 1]))
+
+
+def _touch(root, relpath, data=b'x', mtime=OLD):
+    path = os.path.join(root, relpath)
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path))
+    with open(path, 'wb') as handle:
+        handle.write(data)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def _walk(datadir, subdir, ids, min_age=3600, now=None):
+    stats = cleanse._new_stats()
+    spool = cleanse._open_spool()
+    listing = cleanse._Listing(100)
+    unknown = cleanse._Listing(100)
+    walker = cleanse._Walker(str(datadir), subdir, array.array('q', sorted(ids)), stats, spool, listing, unknown,
+                             now or time.time(), min_age)
+    walker.walk()
+    found = sorted(relpath for relpath, _size, _id in cleanse._spool_read(spool))
+    spool.close()
+    return stats, found, walker.empty_dirs, unknown.sample
+
+
+def test_walk_finds_orphans_of_every_name_form_and_band(tmp_path):
+    datadir = str(tmp_path)
+    existing = [1, 999, 1000, 999001, 1000000, 1234567]
+    for object_id in existing:
+        _touch(datadir, 'Pixels/' + id_to_relpath(object_id))
+    orphans = ['Pixels/998', 'Pixels/Dir-999/999002_pyramid', 'Pixels/Dir-999/.999998_pyramid.pyr_lock',
+               'Pixels/Dir-001/Dir-000/.1000001_pyramid1234.tmp', 'Pixels/Dir-002/Dir-345/2345678']
+    for relpath in orphans:
+        _touch(datadir, relpath)
+    # Companions of an existing pixels row stay.
+    kept = ['Pixels/1_pyramid', 'Pixels/.999_pyramid.pyr_lock', 'Pixels/.999_pyramid42.tmp']
+    unknown = ['Pixels/12345.bak', 'Pixels/Dir-001/notanid', 'Pixels/lost+found/7']
+    for relpath in kept + unknown:
+        _touch(datadir, relpath)
+    stats, found, empty_dirs, unknown_listed = _walk(datadir, 'Pixels', existing)
+    assert found == sorted(orphans)
+    assert stats['orphans'] == len(orphans)
+    assert stats['orphan_bytes'] == len(orphans)
+    assert stats['highest_orphan_id'] == 2345678
+    # lost+found is not the server's directory: kept whole, never entered.
+    assert sorted(unknown_listed) == sorted(['Pixels/12345.bak', 'Pixels/Dir-001/notanid', 'Pixels/lost+found/'])
+    # Dir-999 keeps 999001, Dir-001/Dir-000 keeps 1000000: only Dir-002 and its child empty out.
+    assert empty_dirs == ['Pixels/Dir-002/Dir-345', 'Pixels/Dir-002']
+
+
+def test_walk_keeps_a_directory_named_like_an_orphan_id(tmp_path):
+    datadir = str(tmp_path)
+    _touch(datadir, 'Files/Dir-001/1500/table.h5')
+    _touch(datadir, 'Files/Dir-001/1501')
+    stats, found, empty_dirs, unknown_listed = _walk(datadir, 'Files', [])
+    assert found == ['Files/Dir-001/1501']
+    assert unknown_listed == ['Files/Dir-001/1500/']
+    assert empty_dirs == []
+
+
+def test_walk_keeps_young_orphans(tmp_path):
+    datadir = str(tmp_path)
+    _touch(datadir, 'Thumbnails/Dir-001/1001', mtime=time.time())
+    _touch(datadir, 'Thumbnails/Dir-001/1002')
+    stats, found, empty_dirs, _unknown = _walk(datadir, 'Thumbnails', [])
+    assert found == ['Thumbnails/Dir-001/1002']
+    assert stats['kept_young'] == 1
+    assert empty_dirs == []
+    stats, found, _dirs, _unknown = _walk(datadir, 'Thumbnails', [], min_age=0, now=time.time() + 1)
+    assert found == ['Thumbnails/Dir-001/1001', 'Thumbnails/Dir-001/1002']
+
+
+def test_walk_follows_a_symlinked_root_but_no_symlinked_directory_below_it(tmp_path):
+    volume = str(tmp_path / 'volume')
+    datadir = str(tmp_path / 'OMERO')
+    _touch(volume, 'Files/998')
+    _touch(volume, 'elsewhere/997')
+    os.makedirs(datadir)
+    os.symlink(os.path.join(volume, 'Files'), os.path.join(datadir, 'Files'))
+    os.symlink(os.path.join(volume, 'elsewhere'), os.path.join(volume, 'Files', 'Dir-001'))
+    stats, found, _dirs, _unknown = _walk(datadir, 'Files', [])
+    # The Dir-001 symlink is an entry that is not an id: kept, never entered.
+    assert found == ['Files/998']
+    assert stats['kept_unknown'] == 1
+
+
+def test_walk_of_a_missing_directory_finds_nothing(tmp_path):
+    stats, found, empty_dirs, _unknown = _walk(str(tmp_path), 'Files', [])
+    assert (stats['entries'], found, empty_dirs) == (0, [], [])
+
+
+def test_omero_equivalent_queries_count_every_entry_in_batches_of_25(tmp_path):
+    datadir = str(tmp_path)
+    for object_id in range(1, 52):
+        _touch(datadir, 'Files/%d' % object_id)
+    stats, _found, _dirs, _unknown = _walk(datadir, 'Files', range(1, 52))
+    assert stats['omero_queries'] == 3
+
+
+def test_quarantine_keeps_relative_paths_on_the_same_filesystem(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    quarantine = str(tmp_path / 'quarantine')
+    source = _touch(datadir, 'Pixels/Dir-999/999002_pyramid', b'pyramid')
+    inode = os.stat(source).st_ino
+    remover = cleanse._Remover(datadir, quarantine)
+    remover.remove('Pixels/Dir-999/999002_pyramid')
+    remover.sync()
+    target = os.path.join(quarantine, 'Pixels/Dir-999/999002_pyramid')
+    assert not os.path.exists(source)
+    assert os.stat(target).st_ino == inode  # a rename, not a copy
+    assert os.stat(target).st_mtime == pytest.approx(OLD, abs=1)
+
+
+@pytest.mark.skipif(not os.path.isdir('/dev/shm'), reason='needs a second filesystem')
+def test_quarantine_copies_across_filesystems(tmp_path):
+    import tempfile
+    quarantine = tempfile.mkdtemp(dir='/dev/shm', prefix='cleanse-quarantine-')
+    if os.stat(quarantine).st_dev == os.stat(str(tmp_path)).st_dev:
+        pytest.skip('/dev/shm is on the same filesystem here')
+    try:
+        datadir = str(tmp_path / 'OMERO')
+        source = _touch(datadir, 'Files/998', b'attachment')
+        os.symlink('/nonexistent/target', os.path.join(datadir, 'Files/999'))
+        remover = cleanse._Remover(datadir, quarantine)
+        remover.remove('Files/998')
+        remover.remove('Files/999')
+        remover.sync()
+        assert not os.path.lexists(source)
+        with open(os.path.join(quarantine, 'Files/998'), 'rb') as handle:
+            assert handle.read() == b'attachment'
+        assert os.readlink(os.path.join(quarantine, 'Files/999')) == '/nonexistent/target'
+    finally:
+        import shutil
+        shutil.rmtree(quarantine)
+
+
+def test_quarantine_never_overwrites(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    quarantine = str(tmp_path / 'quarantine')
+    source = _touch(datadir, 'Files/998', b'new')
+    _touch(quarantine, 'Files/998', b'earlier run')
+    with pytest.raises(OSError):
+        cleanse._Remover(datadir, quarantine).remove('Files/998')
+    assert os.path.exists(source)
+    with open(os.path.join(quarantine, 'Files/998'), 'rb') as handle:
+        assert handle.read() == b'earlier run'
+
+
+def test_quarantine_inside_a_cleansed_directory_is_refused(tmp_path):
+    datadir = str(tmp_path)
+    with pytest.raises(OmeroBackupError, match='inside the scanned directory'):
+        cleanse._check_quarantine_dir(datadir, os.path.join(datadir, 'Files', 'q'), ['Files'])
+    cleanse._check_quarantine_dir(datadir, os.path.join(datadir, 'quarantine'), ['Files'])
+
+
+def test_uuid_interlock(tmp_path):
+    datadir = str(tmp_path)
+    os.makedirs(os.path.join(datadir, '.omero', 'repository', 'right-uuid'))
+    assert cleanse.check_uuid(datadir, 'right-uuid') is None
+    assert 'does not belong to this database' in cleanse.check_uuid(datadir, 'other-uuid')
+    assert 'no omero.db.uuid' in cleanse.check_uuid(datadir, None)
+
+
+def test_report_file_lists_every_orphan(tmp_path):
+    spool = cleanse._open_spool()
+    cleanse._spool_write(spool, 'Pixels/998', 333, 998)
+    cleanse._spool_write(spool, 'Files/Dir-999/999002', 10, 999002)
+    report = str(tmp_path / 'report.tsv')
+    cleanse._write_report(report, spool, {'check_mode': False, 'quarantine_dir': None},
+                          removed_paths={'Pixels/998'})
+    with open(report) as handle:
+        assert handle.read() == 'Pixels/998\t333\tremoved\nFiles/Dir-999/999002\t10\tkept\n'
+    assert os.stat(report).st_mode & 0o777 == 0o600
+
+
+def test_unknown_subdirectory_is_rejected():
+    with pytest.raises(OmeroBackupError, match='unknown subdirectories'):
+        cleanse.check_subdirectories(['Pixels', 'ManagedRepository'])
+    assert cleanse.check_subdirectories(['Thumbnails', 'Pixels']) == ['Pixels', 'Thumbnails']
+
+
+# ------------------------------------------------------------------ omero backend: argv and output
+
+def _omero_params(**overrides):
+    params = dict(datadir='/OMERO', omero_host='omero.example.org', omero_port=4064, omero_user='root',
+                  omero_password=SECRET, managed_repository_empty_dirs=False, session_idle_timeout=3600)
+    params.update(overrides)
+    return params
+
+
+def test_login_arguments_carry_no_password():
+    argv = cleanse.omero_login_args(_omero_params())
+    assert argv == ['-s', 'omero.example.org', '-p', '4064', '-u', 'root']
+
+
+def test_cleanse_runs_one_subdirectory_at_a_time_to_stay_out_of_managed_repository():
+    runs = cleanse.omero_cleanse_runs(_omero_params(_dry_run=True), ['Pixels', 'Files', 'Thumbnails'])
+    assert runs == [['admin', 'cleanse', '--dry-run', '--subdirectory', name, '/OMERO']
+                    for name in ('Pixels', 'Files', 'Thumbnails')]
+
+
+def test_cleanse_runs_without_subdirectory_for_managed_repository_dirs():
+    runs = cleanse.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), list(cleanse.SUBDIRECTORIES))
+    assert runs == [['admin', 'cleanse', '/OMERO']]
+    runs = cleanse.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), ['Files'])
+    assert runs == [['admin', 'cleanse', '--subdirectory', 'Files', '/OMERO'],
+                    ['admin', 'cleanse', '--subdirectory', 'ManagedRepository', '/OMERO']]
+
+
+class RecordingRunner(object):
+    """Stands in for the omero executable to see exactly what would be run."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv, env=None, data=None, cwd=None):
+        self.calls.append((list(argv), dict(env or {})))
+        return 0, '', ''
+
+
+def test_session_logs_in_raises_idle_timeout_and_logs_out_with_password_only_in_environment():
+    runner = RecordingRunner()
+    cli = OmeroCli(runner, omerodir='/opt/omero/server/OMERO.server', omero_command='/usr/bin/omero', user=None)
+    with cleanse.OmeroSession(cli, _omero_params()) as session:
+        session.run('admin', 'cleanse', '--dry-run', '/OMERO')
+        session_dir = session.session_dir
+        assert os.path.isdir(session_dir)
+    assert not os.path.exists(session_dir)
+    commands = [argv[7:] for argv, _env in runner.calls]
+    assert commands == [['sessions', 'login'], ['sessions', 'timeout', '3600'],
+                        ['admin', 'cleanse', '--dry-run', '/OMERO'], ['sessions', 'logout']]
+    for argv, env in runner.calls:
+        assert argv[:7] == ['/usr/bin/omero', '-s', 'omero.example.org', '-p', '4064', '-u', 'root']
+        assert SECRET not in ' '.join(argv)
+        assert env['OMERO_PASSWORD'] == SECRET
+        assert env['OMERO_SESSIONDIR'] == session_dir
+
+
+DRY_RUN_OUTPUT = r"""Reconciling OMERO data directory...
+ /OMERO/Pixels
+   \_ /OMERO/Pixels/998 (remove)
+   \_ /OMERO/Pixels/Dir-999/999002_pyramid (remove)
+   \_ /OMERO/Pixels/Dir-999/.999998_pyramid.pyr_lock (remove)
+   \_ /OMERO/Pixels/Dir-001/Dir-000/.1000001_pyramid475097996752665461.tmp (remove)
+   \_ /OMERO/Pixels/12345.bak (ignored/keep)
+   \_ /OMERO/Pixels/1 (keep)
+Reconciling OMERO data directory...
+ /OMERO/Files
+   \_ /OMERO/Files/998 (remove)
+   \_ /OMERO/Files/Dir-001/1500 (removedir)
+/OMERO/Thumbnails does not exist. Skipping...
+Cleansing context: 5 files (333 bytes)
+Removing empty directories from...
+ /OMERO/ManagedRepository
+   \_ /OMERO/ManagedRepository/user-1_2/2023-03/01/ (remove)
+"""
+
+
+def test_dry_run_output_is_parsed_into_paths_relative_to_the_data_dir():
+    parsed = cleanse.parse_omero_output(DRY_RUN_OUTPUT, '/OMERO')
+    assert parsed['files'] == ['Pixels/998', 'Pixels/Dir-999/999002_pyramid', 'Pixels/Dir-999/.999998_pyramid.pyr_lock',
+                               'Pixels/Dir-001/Dir-000/.1000001_pyramid475097996752665461.tmp', 'Files/998']
+    assert parsed['id_dirs'] == ['Files/Dir-001/1500']
+    assert parsed['managed_dirs'] == ['ManagedRepository/user-1_2/2023-03/01/']
+    assert parsed['missing'] == ['/OMERO/Thumbnails']
+    # omero-py's byte total is the size of the last file, not the sum: read, never trusted.
+    assert parsed['context'] == {'files': 5, 'bytes': 333}
+    assert parsed['other'] == []
+
+
+def test_real_run_output_reports_managed_dirs_and_errors():
+    text = ("No action taken for directory /OMERO/Files/Dir-001/1500\n"
+            "[Errno 13] Permission denied: '/OMERO/Pixels/998'\n"
+            "Removing empty directories from...\n /OMERO/ManagedRepository\n"
+            "Removing /OMERO/ManagedRepository/user-1_2/2023-03/01/\n")
+    parsed = cleanse.parse_omero_output(text, '/OMERO/')
+    assert parsed['managed_dirs'] == ['ManagedRepository/user-1_2/2023-03/01/']
+    assert parsed['other'] == ["[Errno 13] Permission denied: '/OMERO/Pixels/998'"]
+    assert parsed['files'] == []
+
+
+@pytest.mark.parametrize('name', ['1', '0123', '999999', '1_pyramid', '.1_pyramid.pyr_lock', '.1_pyramid99.tmp',
+                                  '123\n', '\u0661\u0662', '\u00b2', '12345.bak', 'notanid', '.DS_Store', '', 'Dir-001'])
+def test_entry_ids_fast_path_agrees_with_entry_id(name):
+    from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
+    assert entry_ids([name]) == [entry_id(name)]
+
+
+def test_entry_ids_of_whole_directories():
+    from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_ids
+    assert entry_ids(['1000', '1999', '1001']) == [1000, 1999, 1001]
+    # int() would take these; the name rule does not.
+    assert entry_ids(['1000', '1_000', ' 12', '+5', '1000_pyramid']) == [1000, None, None, None, 1000]
+    assert entry_ids([]) == []
