@@ -10,7 +10,6 @@ CACHE=${OMERO_BACKUP_CACHE:-/var/cache/omero-backup}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 REQS="$HERE/requirements/dev.txt"
 ICE_VERSION=3.6.5
-OMERO_PY_VERSION=5.23.0
 SYSTEM_PYTHON=/usr/bin/python3   # a venv on root's pyenv python is unreadable to the omero user
 
 START=$(date +%s)
@@ -25,7 +24,8 @@ fi
 # --- Debian packages -------------------------------------------------------
 PKGS=(postgresql postgresql-client rdiff-backup podman runc debootstrap
       openssh-client openssh-server rsync git make gcc g++ python3 python3-dev
-      python3-venv libssl-dev libbz2-dev util-linux procps iproute2 tar gzip)
+      python3-venv libssl-dev libbz2-dev util-linux procps iproute2 tar gzip
+      shellcheck)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,8 +35,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The distribution's clusters are not used: tests and the demo start their own.
-if command -v systemctl >/dev/null && systemctl is-active -q postgresql 2>/dev/null; then :; fi
 
 # --- OMERO system user (the sandbox's server files belong to it) ------------
 if ! getent passwd omero-server >/dev/null; then
@@ -49,7 +47,7 @@ $SUDO chmod 0755 "$CACHE"
 
 # --- zeroc-ice 3.6.5 wheel for CPython 3.11 (built once, ~7 min on 2 cores) --
 PYTAG=$($SYSTEM_PYTHON -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
-ICE_WHEEL=$(ls "$CACHE"/wheels/zeroc_ice-${ICE_VERSION}-${PYTAG}-*.whl 2>/dev/null | head -n1 || true)
+ICE_WHEEL=$(find "$CACHE/wheels" -maxdepth 1 -name "zeroc_ice-${ICE_VERSION}-${PYTAG}-*.whl" | head -n1)
 if [ -z "$ICE_WHEEL" ]; then
   log "building zeroc-ice ${ICE_VERSION} wheel for ${PYTAG} (one time, several minutes)"
   work=$(mktemp -d)
@@ -66,12 +64,12 @@ if [ -z "$ICE_WHEEL" ]; then
   (cd "$src" && "$work/buildenv/bin/python" setup.py -q build_ext -j "$(nproc)" bdist_wheel -d "$work/dist" >"$work/build.log" 2>&1) \
     || { tail -n 40 "$work/build.log" >&2; exit 1; }
   $SUDO cp "$work"/dist/zeroc_ice-*.whl "$CACHE/wheels/"
-  ICE_WHEEL=$(ls "$CACHE"/wheels/zeroc_ice-${ICE_VERSION}-${PYTAG}-*.whl | head -n1)
+  ICE_WHEEL=$(find "$CACHE/wheels" -maxdepth 1 -name "zeroc_ice-${ICE_VERSION}-${PYTAG}-*.whl" | head -n1)
   rm -rf "$work"; trap - EXIT
 fi
 
 # --- project venv (pinned; keyed by the requirements' hash) -----------------
-REQ_HASH=$(cat "$REQS" | sha256sum | cut -c1-12)
+REQ_HASH=$(sha256sum < "$REQS" | cut -c1-12)
 VENV="$CACHE/venv-$REQ_HASH"
 if [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -f "$VENV/.complete" ]; then
   log "creating venv $VENV (pinned requirements)"

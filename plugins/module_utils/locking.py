@@ -47,8 +47,8 @@ class ExclusiveLock(object):
                                      % (self.purpose, os.path.dirname(self.path) or '.', holder or 'holder unknown'))
             raise
         os.ftruncate(fd, 0)
-        os.pwrite(fd, ('pid %d, %s since %s\n' % (os.getpid(), self.purpose,
-                                                   time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))).encode(), 0)
+        since = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        os.pwrite(fd, ('pid %d, %s since %s\n' % (os.getpid(), self.purpose, since)).encode(), 0)
         self._fd = fd
         return self
 

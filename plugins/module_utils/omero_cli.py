@@ -75,8 +75,8 @@ class OmeroCli(object):
         extra_env = kwargs.pop('extra_env', None)
         check = kwargs.pop('check', True)
         data = kwargs.pop('data', None)
-        rc, out, err = self.runner(self.argv(*args), env=self.env(extra_env), data=data, cwd=self.omerodir
-                                   if os.path.isdir(self.omerodir) else None)
+        cwd = self.omerodir if os.path.isdir(self.omerodir) else None
+        rc, out, err = self.runner(self.argv(*args), env=self.env(extra_env), data=data, cwd=cwd)
         if check and rc != 0:
             raise OmeroCliError('omero %s failed (rc=%d): %s' % (' '.join(str(a) for a in args), rc,
                                                                   (err or out or '').strip()))
