@@ -3,14 +3,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """db_dump / db_restore against the raw tools and community.postgresql on a sandbox database of SIZE MB.
 
-    python benchmarks/bench_db.py [--root /var/tmp/omero-bench-db] [--size-mb 1024] [--jobs 2] [--keep]
+    python benchmarks/bench_db.py [--root /var/tmp/omero-bench-db] [--size-mb 1024] [--jobs 2] [--rounds 3] [--keep]
 
 Builds the sandbox when ROOT holds none (the sandbox's ``db_size_mb`` knob pads
 ``eventlog``, the table that is huge on real servers), then measures, all on the
 same database and in the same run:
 
-1. raw ``pg_dump -Fc -f FILE omero`` (before and after step 2; their mean is the reference)
-   against ``omero.backup.db_dump`` (format custom) run through ``ansible-playbook``:
+1. raw ``pg_dump -Fc -f FILE omero`` against ``omero.backup.db_dump`` (format custom) run
+   through ``ansible-playbook``, alternating, ROUNDS times each (medians compared):
    total wall, its pg_dump phase, and its full read-through (``pg_restore -f
    /dev/null``) reported separately. Goal: total wall <= 1.05x of raw without the
    read-through.
@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -100,6 +101,7 @@ def main():
     parser.add_argument('--root', default='/var/tmp/omero-bench-db')
     parser.add_argument('--size-mb', type=int, default=1024)
     parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=3, help='alternating rounds of raw pg_dump and db_dump custom')
     parser.add_argument('--keep', action='store_true', help='keep the sandbox for another run')
     options = parser.parse_args()
 
@@ -119,23 +121,29 @@ def main():
             cursor.execute('SELECT count(*) FROM eventlog')  # warm the cache for every contender alike
         conn.close()
 
+        # Alternate the contenders so that the load of a shared machine hits both alike; medians are compared.
         raw_file = os.path.join(work, 'raw.pg_dump')
-        raw_first = _timed(['pg_dump', '-Fc', '-f', raw_file, db], env)
-        raw_bytes = _size(raw_file)
-        os.unlink(raw_file)
-        ours_wall, ours = _module('db_dump', dict(connection, dest=os.path.join(work, 'custom')))
-        raw_second = _timed(['pg_dump', '-Fc', '-f', raw_file, db], env)
-        os.unlink(raw_file)
-        raw = (raw_first + raw_second) / 2
-        rows.append(('raw pg_dump -Fc (mean of 2)', raw, None, raw_bytes))
-        rows.append(('db_dump custom, total wall', ours_wall, ours_wall / raw, ours['size']))
+        raw_times, ours_walls, ours_results = [], [], []
+        for _round in range(options.rounds):
+            raw_times.append(_timed(['pg_dump', '-Fc', '-f', raw_file, db], env))
+            raw_bytes = _size(raw_file)
+            os.unlink(raw_file)
+            wall, result = _module('db_dump', dict(connection, dest=os.path.join(work, 'custom')))
+            ours_walls.append(wall)
+            ours_results.append(result)
+            shutil.rmtree(os.path.join(work, 'custom'))
+        raw = statistics.median(raw_times)
+        ours_wall = statistics.median(ours_walls)
+        ours = {key: statistics.median(result[key] for result in ours_results)
+                for key in ('duration', 'dump_seconds', 'verify_seconds', 'size')}
+        rows.append(('raw pg_dump -Fc (median of %d)' % options.rounds, raw, None, raw_bytes))
+        rows.append(('db_dump custom via ansible-playbook, total wall', ours_wall, ours_wall / raw, ours['size']))
         rows.append(('db_dump custom, wall without read-through', ours_wall - ours['verify_seconds'],
                      (ours_wall - ours['verify_seconds']) / raw, None))
         inside = ours['duration'] - ours['verify_seconds']
         rows.append(('db_dump custom, in-module time without read-through', inside, inside / raw, None))
         rows.append(('  of which pg_dump', ours['dump_seconds'], ours['dump_seconds'] / raw, None))
         rows.append(('  of which read-through pg_restore -f /dev/null', ours['verify_seconds'], ours['verify_seconds'] / raw, None))
-        shutil.rmtree(os.path.join(work, 'custom'))
 
         dump_wall, dumped = _module('db_dump', dict(connection, dest=os.path.join(work, 'directory'), format='directory',
                                                     jobs=options.jobs))
@@ -180,9 +188,9 @@ def main():
             omero_sandbox.destroy(os.path.join(options.root, 'sandbox'))
 
     print('database: %d MB (pg_database_size), %d cores' % (db_bytes // 2 ** 20, os.cpu_count()))
-    print('%-50s %10s %8s %12s' % ('measurement', 'wall s', 'ratio', 'bytes'))
+    print('%-56s %10s %8s %12s' % ('measurement', 'wall s', 'ratio', 'bytes'))
     for name, seconds, ratio, size in rows:
-        print('%-50s %10.2f %8s %12s' % (name, seconds, '%.2fx' % ratio if ratio is not None else '', size or ''))
+        print('%-56s %10.2f %8s %12s' % (name, seconds, '%.2fx' % ratio if ratio is not None else '', size or ''))
     print('goals: db_dump custom (without read-through) <= %.2fx raw pg_dump; round trip <= %.2fx postgresql_db'
           % (GOAL_DUMP_RATIO, GOAL_ROUND_TRIP_RATIO))
     print(json.dumps({'database_bytes': db_bytes, 'rows': rows}))

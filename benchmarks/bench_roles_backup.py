@@ -106,7 +106,7 @@ def playbook_backup(description, store):
 
 def main():
     import omero_sandbox
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--root', default='/var/tmp/omero-bench-roles')
     parser.add_argument('--objects', type=int, default=2000)
     parser.add_argument('--keep', action='store_true')
@@ -115,8 +115,8 @@ def main():
         omero_sandbox.destroy(args.root)
     description = omero_sandbox.build(args.root, objects=args.objects, orphans=10, seed=4)
     try:
-        print('sandbox: %d files, database %d bytes; load %.1f' % (description['counts']['datadir_files'],
-                                                                  description['counts']['db_size_bytes'], os.getloadavg()[0]))
+        counts = description['counts']
+        print('sandbox: %d files, database %d bytes; load %.1f' % (counts['datadir_files'], counts['db_size_bytes'], os.getloadavg()[0]))
         print('raw commands:')
         raw = raw_backup(description, os.path.join(args.root, 'raw'))
         print('  %-28s %7.2f s' % ('sum', raw))

@@ -6,8 +6,8 @@
 Two backends decide what is an orphan:
 
 * ``database`` reads the ids of ``pixels``, ``originalfile`` and ``thumbnail``
-  once per table (one COPY each, kept as sorted 8-byte arrays) and streams the
-  directory walk against them: no per-file query, memory bounded by the row
+  once per table (one query per million ids, kept as sorted 8-byte arrays,
+  read in a background thread) and streams the directory walk against them: no per-file query, memory bounded by the row
   count, and no OMERO.server or session needed.
 * ``omero`` runs the real ``omero admin cleanse`` and parses what it prints.
 

@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 # <id>, <id>_pyramid, .<id>_pyramid.pyr_lock, .<id>_pyramid<anything>.tmp
-_ENTRY_NAME = re.compile(r'^(?:(\d+)(?:_pyramid)?|\.(\d+)_pyramid\.pyr_lock|\.(\d+)_pyramid.*\.tmp)$')
+_ENTRY_NAME = re.compile(r'^(?:(\d+)(?:_pyramid)?|\.(\d+)_pyramid\.pyr_lock|\.(\d+)_pyramid.*\.tmp)\Z')
 
 
 def id_to_dirs(object_id):

@@ -78,6 +78,6 @@ class OmeroCli(object):
         cwd = self.omerodir if os.path.isdir(self.omerodir) else None
         rc, out, err = self.runner(self.argv(*args), env=self.env(extra_env), data=data, cwd=cwd)
         if check and rc != 0:
-            raise OmeroCliError('omero %s failed (rc=%d): %s' % (' '.join(str(a) for a in args), rc,
-                                                                  (err or out or '').strip()))
+            command = ' '.join(str(a) for a in args)
+            raise OmeroCliError('omero %s failed (rc=%d): %s' % (command, rc, (err or out or '').strip()))
         return rc, out, err

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Prints a fingerprint of what a restore must bring back, for one part:
 #   fingerprint.sh config     the OMERO config, passwords included
 #   fingerprint.sh datadir    the data dir tree (paths, types, modes, owners, sizes, link targets, sha256)

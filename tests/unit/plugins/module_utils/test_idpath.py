@@ -55,3 +55,8 @@ def test_negative_id_is_rejected():
 ])
 def test_entry_id_follows_cleanse_name_rule(name, expected):
     assert entry_id(name) == expected
+
+
+@pytest.mark.parametrize('name', ['123\n', '.5_pyramidX.tmp\n', '7_pyramid\n'])
+def test_trailing_newline_is_not_an_id(name):
+    assert entry_id(name) is None
