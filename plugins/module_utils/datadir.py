@@ -240,6 +240,10 @@ def _backup_steps(rdiff, src, dest, globs, params, keep_seconds, skip_seconds, n
         _retention(rdiff, dest, params, keep_seconds, (increments or []) + [now], now, True, result)
         result['msg'] = 'would back up %s to %s' % (src, dest.spec)
         return
+    # rdiff-backup names backups by the whole second and refuses one "not in the past".
+    wait = (increments[-1] + 1.05 - time.time()) if increments else 0
+    if 0 < wait <= 2:
+        time.sleep(wait)
     try:
         _run_backup(rdiff, src, dest, action, params, keep_seconds, now, increments or [], result)
     finally:

@@ -15,8 +15,11 @@ Why this is more than ``omero config get > file``:
   when another writer holds it; that becomes a plain "config is locked" error.
 * ``config load`` echoes old and new values in its "Duplicate property" error,
   which may be passwords; conflicts are computed here first and reported by key name.
-* Every CLI call, even ``config get``, rewrites ``config.xml`` (same properties,
+* Every ``config`` command, even ``config get``, rewrites ``config.xml`` (same properties,
   new "generated at" comment); comparisons of that file ignore the comment.
+* A freshly installed OMERO.server has no ``config.xml`` until its first ``config``
+  command creates it (and ``etc/grid/`` with it); a load treats that as an empty
+  profile, and learns the installed version from ``omero version``, which creates nothing.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -26,6 +29,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 
 try:
     from shlex import quote as shell_quote
@@ -198,14 +202,31 @@ class OmeroConfig(object):
     def config_xml(self):
         return os.path.join(self.cli.omerodir, 'etc', 'grid', 'config.xml')
 
-    def check(self):
+    def check(self, require_config_xml=True):
         if not os.path.isdir(self.cli.omerodir):
             raise ConfigError('OMERODIR %s does not exist (set omerodir to the OMERO.server directory)' % self.cli.omerodir)
         if not os.path.exists(self.cli.command):
             raise ConfigError('omero command %s not found (set omero_command or omerodir)' % self.cli.command)
-        if not os.path.isfile(self.config_xml):
+        if require_config_xml and not os.path.isfile(self.config_xml):
             # Any CLI call would create an empty one; a missing file means a wrong OMERODIR, not an empty config.
             raise ConfigError('%s does not exist: is %s an OMERO.server directory?' % (self.config_xml, self.cli.omerodir))
+
+    def config_xml_exists(self):
+        return os.path.isfile(self.config_xml)
+
+    def check_config_xml_creatable(self):
+        """Refuse unless the CLI, run as the OMERO user, can create the missing config.xml (and etc/grid/ before it)."""
+        if os.path.lexists(self.config_xml):
+            raise ConfigError('%s exists but is not a regular file' % self.config_xml)
+        directory = os.path.dirname(self.config_xml)
+        # check() has made sure OMERODIR is a directory, so this stops there at the latest.
+        while not os.path.isdir(directory):
+            if os.path.lexists(directory):
+                raise ConfigError('%s exists but is not a directory, so %s cannot be created' % (directory, self.config_xml))
+            directory = os.path.dirname(directory)
+        if not _writable_by(directory, self.cli.user):
+            raise ConfigError('%s does not exist and cannot be created: %s is not writable by %s'
+                              % (self.config_xml, directory, self.cli.user or 'the current user'))
 
     def _fail(self, what, rc, out, err):
         message = self._redact((err or out or '').strip())
@@ -236,6 +257,11 @@ class OmeroConfig(object):
         """(properties, versions) from one CLI process: `version`, `config keys`, `config get --show-password`."""
         return self._script('config get', '')
 
+    def read_versions(self):
+        """The installed versions from `omero version` alone, which, unlike any `config` command, creates no config.xml."""
+        out, err = self._run('version', ['load'], data='version\n')
+        return _parse_read(out, err)[1]
+
     def _script(self, what, commands):
         """Run CLI command lines in one `omero load` process, then read the profile back in the same process."""
         out, err = self._run(what, ['load'], data=commands + READ_SCRIPT)
@@ -252,6 +278,26 @@ class OmeroConfig(object):
         script += ['config set -- %s\n' % shell_quote(key) for key in sorted(set(current) - set(target))]
         props, _versions = self._script('config set', ''.join(script))
         return props
+
+
+def _writable_by(directory, user):
+    """Whether ``user`` (the one OmeroCli runs omero as) may create entries in ``directory``, by its mode bits."""
+    if not user or os.geteuid() != 0:
+        return os.access(directory, os.W_OK | os.X_OK)
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError('OMERO system user %r does not exist on this host' % user)
+    if account.pw_uid == 0:
+        return True
+    stats = os.stat(directory)
+    if stats.st_uid == account.pw_uid:
+        bits = stats.st_mode >> 6
+    elif stats.st_gid in os.getgrouplist(user, account.pw_gid):
+        bits = stats.st_mode >> 3
+    else:
+        bits = stats.st_mode
+    return bits & (stat.S_IWOTH | stat.S_IXOTH) == (stat.S_IWOTH | stat.S_IXOTH)
 
 
 def _parse_read(out, err):
@@ -430,8 +476,15 @@ def load(config, src, mode='merge', force=False, managed_config_dir=None, manage
                           'into a matching version: set force=true to load it anyway' % (manifest_path, src))
 
     config.remember_secrets(wanted)
-    config.check()
-    current, versions = config.read()
+    config.check(require_config_xml=False)
+    config_xml_absent = not config.config_xml_exists()
+    if config_xml_absent:
+        # A reinstalled OMERO.server before its first `config` command: an empty profile. No `config` command may
+        # run before the load itself, as any of them would create the file (and check mode must create nothing).
+        config.check_config_xml_creatable()
+        current, versions = {}, config.read_versions()
+    else:
+        current, versions = config.read()
     config.remember_secrets(current)
     backup_versions = {}
     if manifest is not None:
@@ -454,10 +507,13 @@ def load(config, src, mode='merge', force=False, managed_config_dir=None, manage
 
     changes = compare(current, target)
     changed = current != target
+    before_header = 'profile %s' % (config.cli.profile or '(active)')
+    if config_xml_absent:
+        before_header += ' (%s absent)' % config.config_xml
     result = {'src': src, 'mode': mode, 'profile': config.cli.profile, 'key_count': len(target),
               'omero_version': _version_of(versions), 'backup_omero_version': _version_of(backup_versions) if manifest else None,
               'changed': changed, 'managed_config': None,
-              'diff': make_diff(current, target, 'profile %s' % (config.cli.profile or '(active)'), src)}
+              'diff': make_diff(current, target, before_header, src)}
     result.update(changes)
     if changed and not check_mode:
         after = config.apply(current, target)

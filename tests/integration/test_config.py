@@ -261,3 +261,29 @@ def test_managed_config_dir_survives_the_roles_reload(saved, site):
 
     again = load(site, mode='replace', managed_config_dir=site['config_dir'])
     assert not again['failed'] and again['changed'] is False and again['managed_config']['changed'] is False
+
+
+def test_load_into_a_reinstalled_server_without_config_xml(site):
+    """The state after a disaster: OMERO.server installed again, its etc/grid/ present, config.xml not yet written."""
+    grid = os.path.join(site['omerodir'], 'etc', 'grid')
+    os.unlink(os.path.join(grid, 'config.xml'))
+    left = sorted(os.listdir(grid))
+    with open(site['dest']) as handle:
+        saved_text = handle.read()
+
+    checked = load(site, mode='replace', check=True, diff=True)
+    assert not checked['failed'], checked['msg']
+    assert checked['changed'] and checked['keys_added'] == sorted(line.split('=')[0] for line in saved_text.splitlines())
+    assert checked['keys_removed'] == [] and checked['keys_changed'] == []
+    assert checked['diff']['before'] == '' and 'omero.db.pass=********\n' in checked['diff']['after']
+    no_secret(site, checked)
+    assert sorted(os.listdir(grid)) == left
+
+    loaded = load(site, mode='replace', diff=True)
+    assert not loaded['failed'], loaded['msg']
+    assert loaded['changed'] and loaded['keys_added'] == checked['keys_added']
+    no_secret(site, loaded)
+    assert os.stat(os.path.join(grid, 'config.xml')).st_uid == pwd.getpwnam(site['user']).pw_uid
+    assert get_all(site) == saved_text
+    again = load(site, mode='replace')
+    assert not again['failed'] and again['changed'] is False

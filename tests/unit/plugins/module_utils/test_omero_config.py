@@ -270,3 +270,62 @@ def test_save_refuses_a_profile_that_already_holds_the_mask(omerodir, tmp_path):
     with pytest.raises(ConfigError) as error:
         omero_config.save(config, str(tmp_path / 'omero.config'))
     assert 'omero.db.pass' in str(error.value) and not os.path.exists(str(tmp_path / 'omero.config'))
+
+
+def _saved_with_manifest(config, tmp_path, script):
+    """A saved file with its manifest, taken from a scratch OMERODIR's profile by save() itself."""
+    _set(config, script)
+    dest = str(tmp_path / 'backup' / 'omero.config')
+    omero_config.save(config, dest)
+    return dest, config.read()[0]
+
+
+@needs_cli
+def test_load_into_a_reinstalled_server_without_config_xml(omerodir, tmp_path):
+    """A fresh OMERO.server has etc/grid/ but no config.xml: an empty profile, which the load fills."""
+    origin = tempfile.mkdtemp(prefix='omero-config-unit-origin-')
+    try:
+        os.chmod(origin, 0o755)
+        os.chown(origin, pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
+        src, original = _saved_with_manifest(_config(origin), tmp_path, "config set -- omero.db.pass 'S3cret x'\nconfig set -- omero.db.name omero\n")
+    finally:
+        shutil.rmtree(origin, ignore_errors=True)
+    config_xml = os.path.join(omerodir, 'etc', 'grid', 'config.xml')
+    config = _config(omerodir)
+
+    checked = omero_config.load(config, src, mode='replace', check_mode=True)
+    assert checked['changed'] and checked['keys_added'] == sorted(original) and checked['keys_removed'] == []
+    assert checked['diff']['before'] == '' and 'omero.db.pass=********\n' in checked['diff']['after']
+    assert config_xml in checked['diff']['before_header'] and 'S3cret' not in json.dumps(checked)
+    assert os.listdir(os.path.join(omerodir, 'etc', 'grid')) == []
+
+    loaded = omero_config.load(config, src, mode='replace')
+    assert loaded['changed'] and loaded['keys_added'] == sorted(original)
+    assert os.stat(config_xml).st_uid == pwd.getpwnam(USER).pw_uid
+    assert config.read()[0] == original
+    assert omero_config.load(config, src, mode='replace')['changed'] is False
+
+
+@needs_cli
+def test_missing_config_xml_needs_a_grid_dir_the_omero_user_can_create(omerodir, tmp_path):
+    src = _saved_file(tmp_path, 'omero.db.name=omero\n')
+    shutil.rmtree(os.path.join(omerodir, 'etc'))
+    os.chown(omerodir, 0, 0)  # root's 0755: omero-server cannot create etc/ there
+    with pytest.raises(ConfigError) as error:
+        omero_config.load(_config(omerodir), src, force=True)
+    assert 'config.xml does not exist' in str(error.value) and 'not writable by omero-server' in str(error.value)
+    assert os.listdir(omerodir) == []
+
+    os.chown(omerodir, pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
+    loaded = omero_config.load(_config(omerodir), src, force=True)
+    assert loaded['changed'] and loaded['keys_added'] == ['omero.db.name']
+    assert os.path.isfile(os.path.join(omerodir, 'etc', 'grid', 'config.xml'))
+
+
+def test_load_into_a_missing_omerodir_is_still_a_clear_error(tmp_path):
+    src = _saved_file(tmp_path, 'omero.db.name=omero\n')
+    config = OmeroConfig(OmeroCli(subprocess_runner, omerodir=str(tmp_path / 'nowhere'), omero_command=OMERO, user=None))
+    with pytest.raises(ConfigError) as error:
+        omero_config.load(config, src, force=True)
+    assert 'OMERODIR %s does not exist' % (tmp_path / 'nowhere') in str(error.value)
+    assert not os.path.exists(str(tmp_path / 'nowhere'))

@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The roles under the two faults of issue 8, on one real localhost sandbox (no traffic leaves loopback):
+
+* the store host is unreachable during a backup (an inventory host on 127.0.0.1 whose ssh port is closed):
+  the play fails naming the step, status and metrics record the failure and keep the last success, and no
+  complete set appears on the store;
+* the database server is down during a restore (the sandbox cluster stopped): the play stops before the
+  database step, and the binary repository step never runs (the data dir is byte-for-byte untouched).
+
+Both start from one good backup made by the same playbook variables as playbooks/demo.yml.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+import omero_sandbox
+from helpers.ansible import REPO_ROOT, run_playbook
+from helpers.sandbox import free_tcp_port
+
+UNREACHABLE_STORE = 'omero-store-down'
+
+
+def demo_play(path, tasks):
+    """playbooks/demo.yml's play header and variables with other tasks."""
+    demo = open(os.path.join(REPO_ROOT, 'playbooks', 'demo.yml')).read()
+    path.write_text(demo[:demo.index('  tasks:\n')] + '  tasks:\n' + tasks)
+    return str(path)
+
+
+def role_task(role, tasks_from=None):
+    return ('    - name: Run %s\n      ansible.builtin.include_role:\n        name: omero.backup.%s\n%s'
+            % (role, role, ('        tasks_from: %s\n' % tasks_from) if tasks_from else ''))
+
+
+def tree_fingerprint(root):
+    """Every path under root with its type, mode, size and content hash (or link target)."""
+    fingerprint = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            full = os.path.join(dirpath, name)
+            stat = os.lstat(full)
+            relpath = os.path.relpath(full, root)
+            if os.path.islink(full):
+                fingerprint[relpath] = ('link', os.readlink(full))
+            elif os.path.isdir(full):
+                fingerprint[relpath] = ('dir', stat.st_mode)
+            else:
+                with open(full, 'rb') as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                fingerprint[relpath] = ('file', stat.st_mode, stat.st_size, stat.st_mtime_ns, digest)
+    return fingerprint
+
+
+def store_sets(root):
+    sets_dir = os.path.join(root, 'store', 'sets')
+    found = {}
+    for name in sorted(os.listdir(sets_dir)):
+        with open(os.path.join(sets_dir, name), 'rb') as handle:
+            found[name] = handle.read()
+    return found
+
+
+def status_and_metrics(root):
+    with open(os.path.join(root, 'status', 'status.json')) as handle:
+        status = json.load(handle)
+    with open(os.path.join(root, 'status', 'omero_backup.prom')) as handle:
+        metrics = handle.read()
+    return status, metrics
+
+
+def metric(metrics, name, labels='job="backup"'):
+    match = re.search(r'^%s\{%s\} (\S+)$' % (re.escape(name), re.escape(labels)), metrics, re.M)
+    return float(match.group(1)) if match else None
+
+
+def failed_task_names(result, host='localhost'):
+    names = []
+    for play in result['plays']:
+        for task in play['tasks']:
+            outcome = task['hosts'].get(host) or {}
+            if outcome.get('failed') or outcome.get('unreachable'):
+                names.append(task['task']['name'].split(' : ')[-1])
+    return names
+
+
+def ran_task_names(result, host='localhost'):
+    return [task['task']['name'].split(' : ')[-1] for play in result['plays'] for task in play['tasks']
+            if host in task['hosts'] and not task['hosts'][host].get('skipped')]
+
+
+@pytest.fixture(scope='module')
+def backed_up(tmp_path_factory):
+    """A sandbox with one complete backup set on its local store."""
+    root = str(tmp_path_factory.mktemp('faults-sandbox'))
+    description = omero_sandbox.build(root, objects=12, orphans=1, seed=8)
+    plays = tmp_path_factory.mktemp('faults-plays')
+    backup = run_playbook(demo_play(plays / 'backup.yml', role_task('backup')), extra_vars={'omero_demo_sandbox': description})
+    assert backup['rc'] == 0, backup['stdout'][-6000:]
+    yield description, plays
+    if os.environ.get('OMERO_SANDBOX_KEEP') != '1':
+        omero_sandbox.destroy(root)
+
+
+def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_up):
+    description, plays = backed_up
+    root = description['root']
+    sets_before = store_sets(root)
+    latest_before = json.loads(sets_before['latest.json'])
+    status_before, _metrics = status_and_metrics(root)
+    success_before = status_before['jobs']['backup']['last_success']
+    assert success_before['set_id'] == latest_before['set_id']
+
+    closed_port = free_tcp_port()
+    inventory = plays / 'unreachable-store.yml'
+    inventory.write_text(json.dumps({'all': {'hosts': {
+        'localhost': {'ansible_connection': 'local'},
+        UNREACHABLE_STORE: {'ansible_host': '127.0.0.1', 'ansible_port': closed_port, 'ansible_connection': 'ssh',
+                            'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    result = run_playbook(demo_play(plays / 'backup-unreachable.yml', role_task('backup')), inventory=str(inventory),
+                          extra_vars={'omero_demo_sandbox': description, 'omero_backup_store_host': UNREACHABLE_STORE,
+                                      'omero_backup_store_ssh_port': closed_port})
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    assert result['stats']['localhost']['failures'] + result['stats']['localhost'].get('unreachable', 0) >= 1
+
+    # The play's last word names the step that met the unreachable store and says no set was recorded.
+    failed = failed_task_names(result)
+    assert failed[-1] == 'Fail the backup', failed
+    final = [task['hosts']['localhost'] for play in result['plays'] for task in play['tasks']
+             if task['task']['name'].endswith('Fail the backup')][-1]
+    assert final['msg'].startswith('No complete backup set was recorded: '), final['msg']
+    assert 'store' in final['msg'].split(':')[1].lower(), final['msg']
+    assert UNREACHABLE_STORE in final['msg'] or '127.0.0.1' in final['msg'], final['msg']
+    assert 'Back up the binary repository, with the dumps and config under backup/, to the store' not in ran_task_names(result)
+    assert 'Write the set manifest on the store, last' not in ran_task_names(result)
+
+    # Status and metrics say failure; the last success is the earlier good set, untouched.
+    status, metrics = status_and_metrics(root)
+    job = status['jobs']['backup']
+    assert job['last_run']['state'] == 'failed'
+    assert job['last_failure']['finished'] > success_before['finished']
+    assert job['last_failure']['error'] and UNREACHABLE_STORE in job['last_failure']['error'] or '127.0.0.1' in job['last_failure']['error']
+    assert job['last_success'] == success_before
+    assert metric(metrics, 'omero_backup_last_run_success') == 0
+    assert metric(metrics, 'omero_backup_last_failure_timestamp_seconds') == pytest.approx(job['last_failure']['finished'])
+    assert metric(metrics, 'omero_backup_last_success_timestamp_seconds') == pytest.approx(success_before['finished'])
+    assert metric(metrics, 'omero_backup_component_success', 'job="backup",component="datadir"') == 0
+
+    # No new complete set, latest.json as it was.
+    assert store_sets(root) == sets_before
+    assert not os.path.exists(os.path.join(root, 'omero-backup.lock'))
+    assert description['postgres']['owner_password'] not in result['stdout']
+    assert description['postgres']['superuser_password'] not in result['stdout']
+
+
+def test_restore_with_the_database_down_stops_before_the_binary_repository(backed_up):
+    description, plays = backed_up
+    root = description['root']
+    datadir_before = tree_fingerprint(description['datadir'])
+    omero_sandbox.stop(root)
+    try:
+        # replace: true, so only the role's own order keeps the binary step from overwriting the data dir.
+        result = run_playbook(demo_play(plays / 'restore.yml', role_task('restore')),
+                              extra_vars={'omero_demo_sandbox': description, 'omero_restore_replace': True})
+    finally:
+        omero_sandbox.start(root)
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    failed = failed_task_names(result)
+    assert failed and failed[-1] == 'Check the database server answers on the database host', failed
+    ran = ran_task_names(result)
+    for later in ('Step 2, restore the database', 'Step 3, restore the binary repository'):
+        assert later not in ran, ran
+    assert not [name for name in ran if 'binary repository' in name.lower() and 'verify' not in name.lower()], ran
+    assert tree_fingerprint(description['datadir']) == datadir_before
+    assert not os.path.exists(os.path.join(root, 'restore-staging'))
+    assert description['postgres']['owner_password'] not in result['stdout']
