@@ -19,6 +19,9 @@ description:
     O(mode=replace) makes the profile exactly equal to the file. Every saved key is set first and the extra keys
     are removed last, so the profile is never empty on the way.
   - The profile is read back after the load and compared with the file, so a load that did not take fails.
+  - A freshly installed OMERO.server has no C(etc/grid/config.xml) until its first C(omero config) command. That is
+    an empty profile, and the load creates the file (and C(etc/grid/)) as O(user), as the CLI does; in check mode
+    nothing is created. The task fails when O(user) could not create it, and when O(omerodir) does not exist.
   - Refuses a file in which a password key holds the mask C(********) (a plain C(omero config get) backup).
   - Refuses when the OMERO version recorded in the manifest beside O(src) differs from the installed one, when that
     manifest is missing or incomplete, or when O(src) no longer matches its sha256 there, unless O(force=true).

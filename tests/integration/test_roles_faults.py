@@ -137,6 +137,7 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     assert failed[-1] == 'Fail the backup', failed
     final = [task['hosts']['localhost'] for play in result['plays'] for task in play['tasks']
              if task['task']['name'].endswith('Fail the backup')][-1]
+    print(final['msg'])
     assert final['msg'].startswith('No complete backup set was recorded: '), final['msg']
     assert 'store' in final['msg'].split(':')[1].lower(), final['msg']
     assert UNREACHABLE_STORE in final['msg'] or '127.0.0.1' in final['msg'], final['msg']
