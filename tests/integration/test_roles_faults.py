@@ -88,7 +88,7 @@ def failed_task_names(result, host='localhost'):
     for play in result['plays']:
         for task in play['tasks']:
             outcome = task['hosts'].get(host) or {}
-            if outcome.get('failed') or outcome.get('unreachable'):
+            if outcome.get('failed'):
                 names.append(task['task']['name'].split(' : ')[-1])
     return names
 
@@ -111,7 +111,16 @@ def backed_up(tmp_path_factory):
         omero_sandbox.destroy(root)
 
 
-def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_up):
+# The store host down for everyone, or up for the controller but its ssh port closed to rdiff-backup.
+STORE_FAULTS = {
+    'store_down': ({'ansible_connection': 'ssh', 'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'},
+                   'Refuse to back up to a store that does not answer'),
+    'store_ssh_closed': ({'ansible_connection': 'local'}, 'Refuse to back up when rdiff-backup cannot reach the store over ssh'),
+}
+
+
+@pytest.mark.parametrize('fault', sorted(STORE_FAULTS))
+def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_up, fault):
     description, plays = backed_up
     root = description['root']
     sets_before = store_sets(root)
@@ -121,26 +130,25 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     assert success_before['set_id'] == latest_before['set_id']
 
     closed_port = free_tcp_port()
+    store_vars, failing_step = STORE_FAULTS[fault]
     inventory = plays / 'unreachable-store.yml'
     inventory.write_text(json.dumps({'all': {'hosts': {
         'localhost': {'ansible_connection': 'local'},
-        UNREACHABLE_STORE: {'ansible_host': '127.0.0.1', 'ansible_port': closed_port, 'ansible_connection': 'ssh',
-                            'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+        UNREACHABLE_STORE: dict(store_vars, ansible_host='127.0.0.1', ansible_port=closed_port)}}}))
     result = run_playbook(demo_play(plays / 'backup-unreachable.yml', role_task('backup')), inventory=str(inventory),
                           extra_vars={'omero_demo_sandbox': description, 'omero_backup_store_host': UNREACHABLE_STORE,
                                       'omero_backup_store_ssh_port': closed_port})
     assert result['rc'] != 0, result['stdout'][-6000:]
-    assert result['stats']['localhost']['failures'] + result['stats']['localhost'].get('unreachable', 0) >= 1
+    # A failure the role recorded, not an unreachable host that skipped the rescue.
+    assert result['stats']['localhost']['failures'] >= 1 and not result['stats']['localhost'].get('unreachable'), result['stats']
 
-    # The play's last word names the step that met the unreachable store and says no set was recorded.
+    # The step that met the unreachable store failed, and the play's last word names it and says no set was recorded.
     failed = failed_task_names(result)
-    assert failed[-1] == 'Fail the backup', failed
+    assert failed == [failing_step, 'Fail the backup'], failed
     final = [task['hosts']['localhost'] for play in result['plays'] for task in play['tasks']
              if task['task']['name'].endswith('Fail the backup')][-1]
-    print(final['msg'])
-    assert final['msg'].startswith('No complete backup set was recorded: '), final['msg']
-    assert 'store' in final['msg'].split(':')[1].lower(), final['msg']
-    assert UNREACHABLE_STORE in final['msg'] or '127.0.0.1' in final['msg'], final['msg']
+    assert final['msg'].startswith('No complete backup set was recorded: %s failed: ' % failing_step), final['msg']
+    assert '127.0.0.1' in final['msg'] and 'Connection refused' in final['msg'], final['msg']
     assert 'Back up the binary repository, with the dumps and config under backup/, to the store' not in ran_task_names(result)
     assert 'Write the set manifest on the store, last' not in ran_task_names(result)
 
@@ -149,7 +157,7 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     job = status['jobs']['backup']
     assert job['last_run']['state'] == 'failed'
     assert job['last_failure']['finished'] > success_before['finished']
-    assert job['last_failure']['error'] and UNREACHABLE_STORE in job['last_failure']['error'] or '127.0.0.1' in job['last_failure']['error']
+    assert failing_step in job['last_failure']['error'] and '127.0.0.1' in job['last_failure']['error']
     assert job['last_success'] == success_before
     assert metric(metrics, 'omero_backup_last_run_success') == 0
     assert metric(metrics, 'omero_backup_last_failure_timestamp_seconds') == pytest.approx(job['last_failure']['finished'])
@@ -176,7 +184,11 @@ def test_restore_with_the_database_down_stops_before_the_binary_repository(backe
         omero_sandbox.start(root)
     assert result['rc'] != 0, result['stdout'][-6000:]
     failed = failed_task_names(result)
-    assert failed and failed[-1] == 'Check the database server answers on the database host', failed
+    assert failed == ['Refuse to restore while the database server does not answer'], failed
+    message = [task['hosts']['localhost'] for play in result['plays'] for task in play['tasks']
+               if task['task']['name'].endswith(failed[-1])][-1]['msg']
+    assert message.startswith('Nothing restored: the database server on localhost does not accept connections'), message
+    assert 'no response' in message, message
     ran = ran_task_names(result)
     for later in ('Step 2, restore the database', 'Step 3, restore the binary repository'):
         assert later not in ran, ran
