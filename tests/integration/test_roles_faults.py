@@ -157,6 +157,7 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     job = status['jobs']['backup']
     assert job['last_run']['state'] == 'failed'
     assert job['last_failure']['finished'] > success_before['finished']
+    assert job['last_failure'] != status_before['jobs']['backup'].get('last_failure')
     assert failing_step in job['last_failure']['error'] and '127.0.0.1' in job['last_failure']['error']
     assert job['last_success'] == success_before
     assert metric(metrics, 'omero_backup_last_run_success') == 0
