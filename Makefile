@@ -7,7 +7,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 RUN_TESTS := $(SUDO) scripts/run_tests.sh
 
-.PHONY: demo test bootstrap unit integration sanity lint molecule build image clean
+.PHONY: demo test bootstrap unit integration sanity lint molecule build image bench clean
 
 demo: bootstrap
 	$(SUDO) scripts/demo.sh
@@ -43,3 +43,9 @@ image: bootstrap
 clean:
 	rm -rf tests/output .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Measurements against the raw tools and peers (not part of `make test`; the
+# large sandboxes they build take minutes). One: make bench BENCH=db
+BENCH ?= db datadir cleanse roles_backup
+bench: bootstrap
+	for b in $(BENCH); do $(SUDO) env PYTHONPATH=tools /var/cache/omero-backup/venv/bin/python benchmarks/bench_$$b.py || exit 1; done

@@ -167,7 +167,7 @@ keys_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
 
@@ -181,6 +181,7 @@ def main():
         group=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    report_results_as_given(module)
     params = module.params
     cli = OmeroCli(module_runner(module), omerodir=params['omerodir'], omero_command=params['omero_command'],
                    user=params['user'], profile=params['profile'])

@@ -241,7 +241,7 @@ dest_created:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.dbdump import dump
 from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
 
@@ -266,9 +266,8 @@ def main():
         pg_bindir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    # AnsibleModule would overwrite size/mode/owner/state in the result with a stat() of RV(path); for a directory
-    # dump that is the directory entry (4096 bytes), not the dump. The result describes the dump itself.
-    module.add_path_info = lambda kwargs: kwargs
+    # For a directory dump a stat() of RV(path) would report 4096 bytes, not the dump.
+    report_results_as_given(module)
     try:
         result = dump(module.params, module_runner(module), check_mode=module.check_mode)
     except (OmeroBackupError, PostgresError) as exc:

@@ -169,7 +169,7 @@ logs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
 
 
@@ -185,6 +185,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    report_results_as_given(module)
     try:
         result = housekeeping(module.params, check_mode=module.check_mode)
     except (OmeroBackupError, OSError) as exc:
