@@ -49,7 +49,8 @@ else
   PHASES=("${ALL_PHASES[@]}")
 fi
 
-WORK=$(mktemp -d /tmp/omero-backup-tests.XXXXXX)
+# Short: sandboxes under it hold PostgreSQL sockets (107-byte path limit).
+WORK=$(mktemp -d /tmp/obt.XXXXXX)
 # Modules run with become (postgres, omero-server) must reach the installed
 # collection and the sandboxes below.
 chmod 0755 "$WORK"
@@ -85,7 +86,7 @@ run_pytest() {
   local report=$REPORTS/$name.xml rc=0
   # A private basetemp: pytest prunes /tmp/pytest-of-root/ to the newest three
   # runs, which deletes the sandboxes of another concurrent run.
-  (cd "$HERE" && "$PY" -m pytest -p no:cacheprovider -rfEs --basetemp="$WORK/pytest-$name" \
+  (cd "$HERE" && "$PY" -m pytest -p no:cacheprovider -rfEs --basetemp="$WORK/$name" \
       --junitxml="$report" "$@") || rc=$?
   if [ -f "$report" ]; then DETAIL[$name]=$(junit_counts "$report"); fi
   # pytest exits 5 when nothing was collected: a phase that tests nothing fails.
