@@ -221,6 +221,16 @@ summary() {
     printf '%-12s %-6s %5ss  %s\n' "$p" "${RESULT[$p]}" "${ELAPSED[$p]}" "${DETAIL[$p]:-}"
   done
   printf '%-12s %-6s %5ss\n' total "$1" "$((SECONDS - START))"
+  # One closing line in the plain "N passed, N failed" form for CI's reader:
+  # the pytest phases' counts added up.
+  local passed=0 failed=0 skipped=0 d n
+  for p in "${DONE_PHASES[@]}"; do
+    d=${DETAIL[$p]:-}
+    [[ $d =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped ]] || continue
+    n=("${BASH_REMATCH[@]}")
+    passed=$((passed + n[1])); failed=$((failed + n[2])); skipped=$((skipped + n[3]))
+  done
+  echo "pytest: $passed passed, $failed failed, $skipped skipped"
 }
 
 declare -A ELAPSED
