@@ -121,3 +121,11 @@ def report_results_as_given(module):
     ``path`` or ``dest`` with a stat() of that path: these modules report what they
     did (a dump's size, a log cleanup's state), not the attributes of a directory."""
     module.add_path_info = lambda kwargs: kwargs
+
+
+def exit_with_result(module, result):
+    """exit_json with the module's ``diff`` kept only when diff mode was asked for."""
+    diff = result.pop('diff', None)
+    if module._diff and diff is not None:
+        result['diff'] = diff
+    module.exit_json(**result)

@@ -178,7 +178,7 @@ managed_config:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, module_runner, OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import MANAGED_CONFIG_FILE, OmeroConfig, load
 
@@ -204,13 +204,10 @@ def main():
                       check_mode=module.check_mode)
     except (OmeroBackupError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc))
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
     if result['managed_config'] and result['managed_config']['changed']:
         result['msg'] = ('%s %s so that the ome.omero_server role keeps these settings at its next start'
                          % ('would write' if module.check_mode else 'wrote', result['managed_config']['path']))
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':

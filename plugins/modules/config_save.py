@@ -167,7 +167,7 @@ keys_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, module_runner, OmeroBackupError, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
 
@@ -190,10 +190,7 @@ def main():
                       check_mode=module.check_mode, owner=params['owner'], group=params['group'])
     except (OmeroBackupError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc))
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':

@@ -140,7 +140,7 @@ moved:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import relocate
 
 
@@ -160,10 +160,7 @@ def main():
         result = relocate(module.params, check_mode=module.check_mode)
     except (OmeroBackupError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':

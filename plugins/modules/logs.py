@@ -169,7 +169,7 @@ logs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, OmeroBackupError, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
 
 
@@ -190,10 +190,7 @@ def main():
         result = housekeeping(module.params, check_mode=module.check_mode)
     except (OmeroBackupError, OSError) as exc:
         module.fail_json(msg=str(exc))
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':

@@ -26,3 +26,21 @@ def test_parse_duration_rejects_garbage_with_a_clear_message(text):
 
 def test_free_bytes_of_a_destination_not_made_yet_measures_its_parent(tmp_path):
     assert free_bytes(str(tmp_path / 'not' / 'yet')) == free_bytes(str(tmp_path))
+
+
+class _ModuleStub(object):
+    def __init__(self, diff_mode):
+        self._diff = diff_mode
+        self.exited_with = None
+
+    def exit_json(self, **result):
+        self.exited_with = result
+
+
+@pytest.mark.parametrize('diff_mode', [True, False])
+def test_exit_with_result_keeps_the_diff_only_in_diff_mode(diff_mode):
+    from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result
+    module = _ModuleStub(diff_mode)
+    exit_with_result(module, {'changed': True, 'diff': {'before': 'a', 'after': 'b'}})
+    assert ('diff' in module.exited_with) is diff_mode
+    assert module.exited_with['changed'] is True
