@@ -49,3 +49,9 @@ clean:
 BENCH ?= db datadir cleanse roles_backup
 bench: bootstrap
 	for b in $(BENCH); do $(SUDO) env PYTHONPATH=tools /var/cache/omero-backup/venv/bin/python benchmarks/bench_$$b.py || exit 1; done
+
+# The execution environment of execution-environment-debian.yml, built with
+# ansible-builder on the local Debian image (cached; `make test` builds it too).
+.PHONY: ee
+ee: bootstrap
+	$(SUDO) scripts/build_ee.sh

@@ -12,7 +12,7 @@ Two backends decide what is an orphan:
 * ``omero`` runs the real ``omero admin cleanse`` and parses what it prints.
 
 Both share the interlocks that keep a cleanse from eating a restored server,
-and the result shape.
+the data dir lock (one cleanse at a time per data dir), and the result shape.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -37,6 +37,8 @@ from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open, fsync_dir
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
 from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
+from ansible_collections.omero.backup.plugins.module_utils.locking import (AlreadyRunning, ExclusiveLock, datadir_lock_path,
+                                                                           lock_file_hint)
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
 
 SUBDIRECTORIES = ('Pixels', 'Files', 'Thumbnails')
@@ -380,7 +382,7 @@ class _Remover(object):
             os.makedirs(target_dir, 0o700)
         try:
             # rename never overwrites here: target was checked just above and
-            # only this run (under its lock-free but single-writer contract) writes there.
+            # only this run (it holds the data dir lock) writes there.
             os.rename(source, target)
             self.dirty_dirs.add(target_dir)
         except OSError as exc:
@@ -941,7 +943,35 @@ def cleanse_omero(params, runner, check_mode, now=None):
     return result
 
 
+def lock_datadir(datadir, lock_dir=None):
+    """The data dir lock, held; raises OmeroBackupError (nothing removed) when another run holds it."""
+    try:
+        path = datadir_lock_path(datadir, lock_dir)
+    except OSError as exc:
+        raise OmeroBackupError('%s: set lock_dir. Nothing was removed.' % (exc.strerror or exc))
+    lock = ExclusiveLock(path, 'cleanse of %s' % os.path.realpath(datadir))
+    try:
+        return lock.acquire()
+    except AlreadyRunning as exc:
+        raise OmeroBackupError('data dir %s is locked (%s): %s. Nothing was removed.' % (datadir, path, exc))
+    except OSError as exc:
+        raise OmeroBackupError('cannot take the data dir lock %s: %s. %sNothing was removed.'
+                               % (path, exc.strerror or exc, lock_file_hint(path)))
+
+
 def cleanse(params, runner, check_mode):
-    if (params.get('backend') or 'database') == 'omero':
-        return cleanse_omero(params, runner, check_mode)
-    return cleanse_database(params, check_mode)
+    """One cleanse under the data dir lock; check mode removes nothing and takes no lock."""
+    lock = None if check_mode else lock_datadir(params['datadir'], params.get('lock_dir'))
+    try:
+        if (params.get('backend') or 'database') == 'omero':
+            result = cleanse_omero(params, runner, check_mode)
+        else:
+            result = cleanse_database(params, check_mode)
+    except CleanseRefused as exc:
+        exc.result['lock'] = lock.path if lock else None
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+    result['lock'] = lock.path if lock else None
+    return result

@@ -25,7 +25,7 @@ import time
 from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write, fsync_dir, resolve_owner
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, file_timestamp, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock
+from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
     Location, Rdiff, glob_escape, interval_seconds, iso, lock_path, parse_location, parse_statistics, parse_verify,
     remote_schema, resolve_at, restore_problems)
@@ -448,6 +448,29 @@ def _check_db_uuid(params, uuids, result):
     result['uuid_match'] = True
 
 
+@contextlib.contextmanager
+def _datadir_locked(dest, check_mode, result):
+    """The data dir's own lock, which cleanse takes too: a cleanse must never run over a restore in progress."""
+    if check_mode:
+        yield
+        return
+    try:
+        result['datadir_lock'] = datadir_lock_path(dest)
+    except OSError as exc:
+        raise DatadirError('no lock for the data dir %s: %s; nothing changed' % (dest, exc.strerror or exc), result)
+    lock = ExclusiveLock(result['datadir_lock'], 'datadir restore into %s' % dest)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise DatadirError('%s; nothing changed' % exc, result)
+    except OSError as exc:
+        raise DatadirError('cannot create the lock file %s: %s; nothing changed' % (result['datadir_lock'], exc), result)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def restore_datadir(params, runner, check_mode=False, now=None):
     """Restore one backup of the repository ``src`` into ``dest``; returns the result dict."""
     started = time.time()
@@ -473,7 +496,8 @@ def restore_datadir(params, runner, check_mode=False, now=None):
     result['rdiff_backup_version'] = '.'.join(str(part) for part in rdiff.version())
     result['lock'] = lock_path(repo)
     with _locked(result, 'datadir restore', check_mode, read_only=True):
-        _restore_steps(rdiff, repo, dest, dest_state, entries, state, params, check_mode, now, result)
+        with _datadir_locked(dest, check_mode, result):
+            _restore_steps(rdiff, repo, dest, dest_state, entries, state, params, check_mode, now, result)
     if result['changed'] and not check_mode:
         result['duration'] = round(time.time() - started, 3)
     return result

@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import hashlib
 import os
 import time
 
@@ -64,3 +65,49 @@ class ExclusiveLock(object):
     def __exit__(self, *exc_info):
         self.release()
         return False
+
+
+# For what has no directory of ours to hold a lock file: a database, or a data
+# dir that a restore swaps whole and a backup would copy. The same places, in
+# the same order, as rdiff.lock_path uses for remote repositories.
+KEYED_LOCK_DIRS = ('/run/lock', '/var/lock', '/tmp')
+
+
+def keyed_lock_path(kind, key, lock_dir=None):
+    """``<lock_dir>/omero-backup-<kind>-<hash of key>.lock``; without lock_dir, the first writable of KEYED_LOCK_DIRS."""
+    digest = hashlib.sha256(key.encode('utf-8', 'surrogateescape')).hexdigest()[:20]
+    name = 'omero-backup-%s-%s.lock' % (kind, digest)
+    if lock_dir:
+        return os.path.join(lock_dir, name)
+    for directory in KEYED_LOCK_DIRS:
+        if os.path.isdir(directory) and os.access(directory, os.W_OK):
+            return os.path.join(directory, name)
+    raise OSError(errno.EACCES, 'no writable lock directory among %s' % ', '.join(KEYED_LOCK_DIRS))
+
+
+def datadir_lock_path(datadir, lock_dir=None):
+    """The lock of an OMERO data dir, for every run that removes or replaces files in it.
+
+    Keyed by the real path, so /OMERO and the volume it links to share one lock.
+    """
+    return keyed_lock_path('datadir', os.path.realpath(datadir), lock_dir)
+
+
+def lock_file_hint(path):
+    """Why a keyed lock file may be out of reach, for an error message ('' when there is nothing to add).
+
+    The lock directories are shared: a file left by a run as another user (root, postgres) stays theirs.
+    """
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return 'Check that the lock directory exists and is writable. '
+    if uid == os.geteuid():
+        return ''
+    try:
+        import pwd
+        owner = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        owner = 'uid %d' % uid
+    return ('The lock file belongs to %s: run every such task as the same user, or remove the file while none runs '
+            '(it holds no state: the lock is an flock on it). ' % owner)

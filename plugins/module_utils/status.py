@@ -168,9 +168,14 @@ def record(params, now, check_mode=False):
     mode = parse_mode(params.get('mode'))
     if params['state'] not in ('succeeded', 'failed'):
         raise OmeroBackupError('state must be succeeded or failed, got %r' % (params['state'],))
+    # The status file's own directory is ours to make (one level, so a missing
+    # volume is not papered over); the metrics directory is node_exporter's, and
+    # a missing one means a wrong path.
+    status_dir = os.path.dirname(os.path.abspath(status_file))
+    make_status_dir = not os.path.isdir(status_dir) and os.path.isdir(os.path.dirname(status_dir))
     for path in [status_file] + ([metrics_file] if metrics_file else []):
         parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
+        if not os.path.isdir(parent) and not (make_status_dir and parent == status_dir):
             raise OmeroBackupError('directory %s does not exist (for %s)' % (parent, path))
     previous = read_status(status_file)
     status, changed = updated_status(previous, params['job'], params['state'], now, started=params.get('started'),
@@ -181,9 +186,15 @@ def record(params, now, check_mode=False):
         # The status already records this set; the metrics file may still be missing
         # (first run with metrics enabled, or deleted by an operator).
         changed = read_text(metrics_file) != metrics
+    if make_status_dir:
+        changed = True
+        if not check_mode:
+            os.mkdir(status_dir, 0o755)
+            os.chmod(status_dir, 0o755)  # whatever the umask: monitoring agents read the files
     if changed and not check_mode:
         atomic_write(status_file, json.dumps(status, indent=2, sort_keys=True) + '\n', mode=mode,
                      owner=params.get('owner'), group=params.get('group'))
         if metrics_file:
             atomic_write(metrics_file, metrics, mode=mode, owner=params.get('owner'), group=params.get('group'))
-    return {'changed': changed, 'status': status, 'status_file': status_file, 'metrics_file': metrics_file}
+    return {'changed': changed, 'status': status, 'status_file': status_file, 'metrics_file': metrics_file,
+            'status_dir_created': make_status_dir}

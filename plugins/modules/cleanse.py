@@ -25,6 +25,9 @@ description:
     database's highest id (the mark of an older dump restored under a newer data directory), or when the database
     is unreachable or lacks the OMERO tables. O(force) overrides the first two.
   - Files younger than O(min_age) are never removed.
+  - Takes the data dir lock (C(omero-backup-datadir-<hash of the real path of datadir>.lock) in O(lock_dir)) before
+    anything else, so a second cleanse of the same data dir fails at once, naming the pid of the one running, and
+    removes nothing.
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
@@ -34,7 +37,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Check mode is C(omero admin cleanse --dry-run), it lists what would be removed and removes nothing.
+      - Check mode is C(omero admin cleanse --dry-run), it lists what would be removed and removes nothing. It takes no
+        lock.
   diff_mode:
     support: full
     details:
@@ -152,6 +156,12 @@ options:
     description:
       - Password of O(omero_user), handed to C(omero) in the C(OMERO_PASSWORD) environment variable only.
     type: str
+  lock_dir:
+    description:
+      - Directory of the data dir lock file.
+      - Unset takes the first writable of C(/run/lock), C(/var/lock) and C(/tmp), like the remote repository locks of
+        M(omero.backup.datadir_backup). Every run against the same data dir must use the same directory.
+    type: path
   session_idle_timeout:
     description:
       - Seconds the OMERO session may stay idle (C(omero sessions timeout)), so a long cleanse is not logged out
@@ -165,6 +175,8 @@ notes:
     C(thumbnail).
   - With O(backend=omero), C(omero admin cleanse) itself removes the files; RV(removed) counts the listed files
     that are gone afterwards.
+  - The data dir lock keeps two cleanses apart on this host, and a cleanse apart from a
+    M(omero.backup.datadir_restore) into the same data dir, which takes the same lock.
 '''
 
 EXAMPLES = r'''
@@ -304,6 +316,11 @@ duration:
   description: Seconds the module took.
   returned: always
   type: float
+lock:
+  description: The data dir lock file held during the run, V(null) in check mode (which takes none).
+  returned: always
+  type: str
+  sample: /run/lock/omero-backup-datadir-0c2b4f1e9a8d7c6b5a41.lock
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -344,6 +361,7 @@ def main():
         omero_user=dict(type='str', default='root'),
         omero_password=dict(type='str', no_log=True),
         session_idle_timeout=dict(type='int', default=3600),
+        lock_dir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params['backend'] == 'database' and not postgres.HAS_PSYCOPG2:

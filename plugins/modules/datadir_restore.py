@@ -42,6 +42,9 @@ notes:
     modification times). Restoring the same backup again is V(changed=false) as long as the tree still matches that
     fingerprint; once the tree has changed, O(state=present) refuses and O(state=replaced) restores again.
   - The marker file is small and harmless to OMERO; it is part of the next backup of the data directory.
+  - While it restores, the module holds the data dir's lock in C(/run/lock) (or C(/var/lock), C(/tmp)), the same
+    lock M(omero.backup.cleanse) takes, so a cleanse never runs over a restore in progress, nor a restore over a
+    cleanse.
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(src), on the backup host.
   - psycopg2 on the managed host when O(db) is set.
@@ -219,6 +222,12 @@ commands:
 lock:
   description: The lock file serialising runs against the repository.
   returned: when a restore ran or would run
+  type: str
+datadir_lock:
+  description:
+    - The lock file of the data dir (shared with M(omero.backup.cleanse)), held while the restore runs, so a
+      cleanse and a restore of the same data dir never overlap.
+  returned: when a restore ran (check mode takes no lock)
   type: str
 rc:
   description: Exit code of C(rdiff-backup restore).

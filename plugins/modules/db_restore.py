@@ -21,10 +21,16 @@ description:
   - Refuses a non-empty target database unless O(state=replaced), which ends its sessions, drops and recreates it and
     says so. Never restores data only into an existing schema (the OMERO triggers reject it).
   - Runs C(pg_restore --exit-on-error), with O(jobs) workers (C(--single-transaction) when O(jobs=1)).
+  - Then gathers the planner statistics with C(vacuumdb --analyze-only) (O(analyze)). C(pg_restore) restores none, and
+    until autovacuum reaches OMERO's big tables (C(pixels), C(originalfile), C(event), C(eventlog), C(annotation)...)
+    the server plans its queries blind.
+  - Takes a lock keyed by host, port and database (in O(lock_dir)) before reading the dump, so a second restore into the
+    same database fails at once, naming the pid of the one running, and changes nothing.
   - Records the restore in the database's comment (C(COMMENT ON DATABASE)). While the restore runs, and after a failed
     one, the comment reads C(omero.backup restore NOT COMPLETE ...); after success,
-    C(omero.backup restored sha256=<sha256> from <dump> at <time>). A run with the dump already restored is
-    V(changed=false).
+    C(omero.backup restored sha256=<sha256> from <dump> at <time>), followed by C(; ANALYZE pending ...) until ANALYZE
+    has run. A run with the dump already restored is V(changed=false), unless its ANALYZE is still pending and
+    O(analyze=true), which then runs ANALYZE only.
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
@@ -34,22 +40,28 @@ attributes:
   check_mode:
     support: full
     details:
-      - Verifies the dump, inspects the role and the target database and reports what it would create or replace.
-        Changes nothing.
+      - Verifies the dump, inspects the role and the target database and reports what it would create, replace or
+        analyze. Changes nothing and takes no lock.
   diff_mode:
     support: full
     details:
-      - Shows the role and the database before and after (absent, empty, not empty, restored from which dump).
+      - Shows the role and the database before and after (absent, empty, not empty, restored from which dump, ANALYZE
+        pending).
 notes:
   - Idempotent through the database comment. The comment is not part of a C(pg_dump) without C(--create), so it stays
     with the database and does not travel in later dumps of it.
   - A database restored with the same dump is left alone even with O(state=replaced); drop it (or restore another dump)
     to restore it again.
-  - An existing O(owner) role is left as it is; O(owner_password) is used only when the role is created. The password is
-    sent as a SCRAM-SHA-256 verifier computed on the managed host, so the clear text is not in the server's logs.
+  - An existing O(owner) role is left as it is; O(owner_password) (or O(owner_from_roles_file)) is used only when the
+    role is created. The password is sent as a SCRAM-SHA-256 verifier computed on the managed host, so the clear text is
+    not in the server's logs.
   - O(login_user) must be able to create roles and databases (a superuser in practice).
   - The OMERO.server using the database must be stopped; O(state=replaced) ends every session on the target database.
   - Restore the configuration first and the binary repository afterwards (the OMERO restore order).
+  - ANALYZE runs as O(login_user), which must own the tables or be a superuser; tables it may not analyze are skipped
+    with a warning from PostgreSQL, passed on as a task warning.
+  - The lock serialises runs on this host only, and only runs that use the same O(lock_dir) and name the server the same
+    way (socket directory or host name, and port).
 options:
   src:
     description:
@@ -72,6 +84,17 @@ options:
     description:
       - Password given to O(owner) when the role is created (C(omero_server_dbpassword), C(omero.db.pass)).
     type: str
+  owner_from_roles_file:
+    description:
+      - When O(owner) is created and O(owner_password) is not given, give it the password the dump's roles file
+        (C(pg_dumpall --roles-only), saved by M(omero.backup.db_dump) with C(globals=true)) recorded for the dump's
+        owner, as the stored SCRAM-SHA-256 or md5 hash. The restored role then accepts the C(omero.db.pass) of the
+        restored OMERO configuration without the password being known to the playbook.
+      - Only that one password is taken. The roles file is never replayed, since it would reset the password and
+        attributes of every role of the source cluster, C(postgres) included, on the target cluster.
+      - An md5 hash is salted with the role name, so it is not used when O(owner) differs from the dump's owner.
+    type: bool
+    default: false
   state:
     description:
       - V(present) restores into a missing or empty database and refuses a non-empty one.
@@ -81,9 +104,22 @@ options:
     default: present
   jobs:
     description:
-      - Parallel C(pg_restore) workers (custom and directory formats).
+      - Parallel C(pg_restore) workers (custom and directory formats), and C(vacuumdb) connections for O(analyze).
     type: int
     default: 1
+  analyze:
+    description:
+      - Run C(vacuumdb --analyze-only) on the restored database, with O(jobs) connections, so that OMERO.server starts
+        with planner statistics instead of waiting for autovacuum.
+      - V(false) leaves the database comment saying ANALYZE is pending; a later run with V(true) runs it.
+    type: bool
+    default: true
+  lock_dir:
+    description:
+      - Directory of the lock file C(omero-backup-database-<hash of host, port and db>.lock).
+      - Unset takes the first writable of C(/run/lock), C(/var/lock) and C(/tmp), like the remote repository locks of
+        M(omero.backup.datadir_backup).
+    type: path
   verify:
     description:
       - Check the dump against its manifest first and refuse one without a complete manifest.
@@ -145,9 +181,23 @@ sha256:
   returned: always
   type: str
 duration:
-  description: Seconds the verification and restore took.
-  returned: when a restore ran
+  description: Seconds the verification, restore and ANALYZE took.
+  returned: when a restore or ANALYZE ran
   type: float
+analyzed:
+  description: Whether ANALYZE ran (would run, in check mode).
+  returned: always
+  type: bool
+analyze_duration:
+  description: Seconds C(vacuumdb --analyze-only) took.
+  returned: when ANALYZE ran
+  type: float
+  sample: 0.42
+lock:
+  description: The lock file serialising restores into this database (not taken in check mode).
+  returned: success
+  type: str
+  sample: /run/lock/omero-backup-database-3f1c0a9b2d4e5f607182.lock
 created:
   description: What was created (would be, in check mode).
   returned: always
@@ -159,6 +209,12 @@ created:
     database:
       description: Whether the database was created (also when it was replaced).
       type: bool
+owner_password_source:
+  description:
+    - Where the password of the created owner role came from, V(owner_password), V(roles_file) or V(none).
+  returned: when the owner role is created (would be, in check mode)
+  type: str
+  sample: roles_file
 replaced:
   description: Whether a non-empty database was dropped and recreated.
   returned: always
@@ -186,7 +242,7 @@ row_counts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
-from ansible_collections.omero.backup.plugins.module_utils.dbrestore import restore
+from ansible_collections.omero.backup.plugins.module_utils.dbrestore import DbRestoreError, restore
 from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
 
 
@@ -197,8 +253,11 @@ def main():
         db=dict(type='str', default='omero'),
         owner=dict(type='str', default='omero'),
         owner_password=dict(type='str', no_log=True),
+        owner_from_roles_file=dict(type='bool', default=False),
         state=dict(type='str', choices=['present', 'replaced'], default='present'),
         jobs=dict(type='int', default=1),
+        analyze=dict(type='bool', default=True),
+        lock_dir=dict(type='path'),
         verify=dict(type='bool', default=True),
         expected_schema=dict(type='str'),
         force=dict(type='bool', default=False),
@@ -207,6 +266,11 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = restore(module.params, module_runner(module), check_mode=module.check_mode)
+    except DbRestoreError as exc:
+        done = exc.result or {}
+        for warning in done.pop('warnings', []):
+            module.warn(warning)
+        module.fail_json(msg=str(exc), **done)
     except (OmeroBackupError, PostgresError) as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop('warnings', []):

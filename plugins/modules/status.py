@@ -32,7 +32,8 @@ attributes:
 options:
   status_file:
     description:
-      - The JSON status file. Its directory must exist.
+      - The JSON status file. Its directory is created (mode 0755) when missing, provided the directory above it
+        exists.
     type: path
     default: /var/lib/omero-backup/status.json
   metrics_file:
@@ -123,6 +124,10 @@ metrics_file:
   description: The metrics file, V(null) when none.
   returned: always
   type: str
+status_dir_created:
+  description: The status file's directory was missing and was (in check mode, would be) created.
+  returned: always
+  type: bool
 '''
 
 import time

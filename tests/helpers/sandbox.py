@@ -6,6 +6,7 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import hashlib
 import os
 import socket
 import sys
@@ -68,3 +69,23 @@ def free_tcp_port():
         return probe.getsockname()[1]
     finally:
         probe.close()
+
+
+def tree_fingerprint(root):
+    """Every path under root with its type, mode, size and content hash (or link target)."""
+    fingerprint = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            full = os.path.join(dirpath, name)
+            stat = os.lstat(full)
+            relpath = os.path.relpath(full, root)
+            if os.path.islink(full):
+                fingerprint[relpath] = ('link', os.readlink(full))
+            elif os.path.isdir(full):
+                fingerprint[relpath] = ('dir', stat.st_mode)
+            else:
+                with open(full, 'rb') as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                fingerprint[relpath] = ('file', stat.st_mode, stat.st_size, stat.st_mtime_ns, digest)
+    return fingerprint

@@ -10,20 +10,38 @@ import hashlib
 import json
 import os
 import pwd
+import subprocess
+import sys
 import time
 
 import psycopg2
 import omero_sandbox
-from helpers.ansible import run_module
+from helpers.ansible import collections_path, run_module
+
+if collections_path() not in sys.path:
+    sys.path.insert(0, collections_path())
+
+from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path  # noqa: E402
 
 OLD = time.time() - 30 * 86400
 OMERO_ADMIN_PASSWORD = 'fake-server-root-Pa55'
+# A second process holding a lock file, as a running cleanse (or any run taking the same lock) does.
+LOCK_HOLDER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
+lock = ExclusiveLock(sys.argv[1], 'cleanse (held by the test)').acquire()
+sys.stdout.write('locked\\n')
+sys.stdout.flush()
+sys.stdin.read()
+"""
 
 
 def _db_args(description, **extra):
     postgres = description['postgres']
+    # Lock files in the sandbox, not in the host's /run/lock.
     args = dict(login_unix_socket=postgres['host'], port=postgres['port'], login_user=postgres['superuser'],
-                login_password=postgres['superuser_password'], datadir=description['datadir'])
+                login_password=postgres['superuser_password'], datadir=description['datadir'], lock_dir=description['root'])
     args.update(extra)
     return args
 
@@ -230,6 +248,38 @@ def test_database_without_omero_tables_is_refused(sandbox):
     before = _datadir_state(sandbox['datadir'])
     result = run_module('cleanse', _db_args(sandbox, db='postgres', min_age='0', force=True))
     _assert_failed_and_untouched(result, before, sandbox['datadir'], 'not an OMERO database')
+
+
+def test_a_held_data_dir_lock_refuses_the_cleanse_and_removes_nothing(sandbox_factory, tmp_path):
+    description = sandbox_factory(objects=20, orphans=4, seed=8, omero_cli=False)
+    datadir = description['datadir']
+    _age_datadir(description)
+    before = _datadir_state(datadir)
+    # Held through a symlink to the data dir: the lock is keyed by the real path, as /OMERO on a mounted volume.
+    link = tmp_path / 'OMERO'
+    link.symlink_to(datadir)
+    lock_dir = tmp_path / 'locks'
+    lock_dir.mkdir()
+    lock = datadir_lock_path(str(link), str(lock_dir))
+    args = _db_args(description, min_age='0', lock_dir=str(lock_dir))
+    holder = subprocess.Popen([sys.executable, '-c', LOCK_HOLDER, lock, collections_path()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b'locked'
+        refused = run_module('cleanse', args)
+        _assert_failed_and_untouched(refused, before, datadir, 'already running')
+        assert 'pid %d' % holder.pid in refused['msg'] and 'Nothing was removed' in refused['msg']
+        # Check mode takes no lock: it lists the orphans while the other run holds it.
+        checked = run_module('cleanse', args, check=True)
+        assert not checked['failed'], checked.get('msg')
+        assert checked['orphans'] == len(description['orphans']) and checked['lock'] is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _datadir_state(datadir) == before
+    done = run_module('cleanse', args)
+    assert not done['failed'], (done.get('msg'), done.get('refused'))
+    assert done['removed'] == len(description['orphans']) and done['lock'] == lock
 
 
 # ------------------------------------------------------------------ omero backend

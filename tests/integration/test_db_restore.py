@@ -27,13 +27,14 @@ from helpers.sandbox import connection_args, psycopg2_connect, query
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils import dbdump  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils import dbdump, dbrestore  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner  # noqa: E402
 
 
 def restore_args(description, src, db, **extra):
     args = connection_args(description)
-    args.update(src=str(src), db=db)
+    # Lock files in the sandbox, not in the host's /run/lock (the default lock_dir has a unit test).
+    args.update(src=str(src), db=db, lock_dir=description['root'])
     args.update(extra)
     return args
 
@@ -74,6 +75,32 @@ def database_comment(description, db):
 def exists(description, kind, name):
     sql = {'database': 'SELECT 1 FROM pg_database WHERE datname = %s', 'role': 'SELECT 1 FROM pg_roles WHERE rolname = %s'}
     return bool(query(description, sql[kind], (name,)))
+
+
+def analyze_state(description, db):
+    """(tables never analyzed, tables, tables with planner statistics in pg_stats) of the public schema."""
+    return query(description, "SELECT count(*) FILTER (WHERE last_analyze IS NULL), count(*), "
+                              "(SELECT count(DISTINCT tablename) FROM pg_stats WHERE schemaname = 'public') "
+                              "FROM pg_stat_user_tables WHERE schemaname = 'public'", dbname=db)[0]
+
+
+HOLDER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
+lock = ExclusiveLock(sys.argv[1], 'db_restore (held by the test)').acquire()
+sys.stdout.write('locked\\n')
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+def hold_lock(path):
+    """A second process holding the lock file at path, as a running restore does, until it is killed."""
+    proc = subprocess.Popen([sys.executable, '-c', HOLDER, path, collections_path()], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b'locked'
+    return proc
 
 
 def assert_identical(source, source_db, target, target_db):
@@ -131,6 +158,10 @@ def test_custom_round_trip_with_jobs_into_a_bare_cluster_creates_the_owner(sandb
     assert 'role: absent' in restored['diff']['before'] and 'database: absent' in restored['diff']['before']
     assert owner_password not in json.dumps(restored)
     assert_identical(sandbox, 'omero', bare_cluster, 'omero')
+    # ANALYZE ran (default): every table has planner statistics, and the comment no longer says it is pending.
+    assert restored['analyzed'] is True and restored['analyze_duration'] >= 0
+    never, tables, with_stats = analyze_state(bare_cluster, 'omero')
+    assert never == 0 and with_stats == tables >= 8
     assert database_comment(bare_cluster, 'omero').startswith('omero.backup restored sha256=%s from ' % dumped['sha256'])
     owner = query(bare_cluster, "SELECT r.rolsuper, r.rolcreatedb, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding) "
                                 "FROM pg_roles r, pg_database d WHERE r.rolname = 'omero' AND d.datname = 'omero'")[0]
@@ -152,10 +183,13 @@ def test_directory_round_trip_refuses_non_empty_target_and_replaces_on_request(s
     assert not dumped['failed'], dumped.get('msg')
     assert os.path.isdir(dumped['path']) and dumped['path'].endswith('.pg_dump.d')
     assert dumped['size'] == sum(os.path.getsize(os.path.join(dumped['path'], name)) for name in os.listdir(dumped['path']))
-    restored = run_module('db_restore', restore_args(sandbox, dumped['manifest'], 'restored_dir', jobs=2))
+    restored = run_module('db_restore', restore_args(sandbox, dumped['manifest'], 'restored_dir', jobs=2, analyze=False))
     assert not restored['failed'], restored.get('msg')
     assert restored['changed'] and restored['created'] == {'role': False, 'database': True}
     assert restored['format'] == 'directory'
+    assert restored['analyzed'] is False and 'analyze_duration' not in restored
+    assert database_comment(sandbox, 'restored_dir').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    assert analyze_state(sandbox, 'restored_dir')[0] == analyze_state(sandbox, 'restored_dir')[1]
     assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
 
     other = direct_dump(sandbox, tmp_path / 'other')
@@ -170,6 +204,7 @@ def test_directory_round_trip_refuses_non_empty_target_and_replaces_on_request(s
     assert 'restored from sha256=%s' % dumped['sha256'] in replaced['diff']['before']
     assert 'restored from sha256=%s' % other['sha256'] in replaced['diff']['after']
     assert database_comment(sandbox, 'restored_dir').startswith('omero.backup restored sha256=%s ' % other['sha256'])
+    assert replaced['analyzed'] is True and analyze_state(sandbox, 'restored_dir')[0] == 0
     assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
 
 
@@ -222,3 +257,89 @@ def test_truncated_and_bit_flipped_dumps_fail_verification_and_leave_the_target_
     forced = run_module('db_restore', restore_args(sandbox, damaged['truncated'], 'restored_bad', verify=False))
     assert forced['failed'] and 'marked as not restored' in forced['msg']
     assert database_comment(sandbox, 'restored_bad').startswith('omero.backup restore NOT COMPLETE')
+
+
+def test_analyze_left_pending_runs_alone_on_the_next_run_and_a_missing_vacuumdb_is_refused_first(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_analyze')
+    dumped = direct_dump(sandbox, tmp_path / 'database')
+    args = restore_args(sandbox, dumped['path'], 'restored_analyze')
+    # A pg_bindir with the real pg_restore and no vacuumdb: refused before anything is created.
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    (bindir / 'pg_restore').symlink_to(os.path.join(sandbox['postgres']['bindir'], 'pg_restore'))
+    refused = run_module('db_restore', dict(args, pg_bindir=str(bindir)))
+    assert refused['failed'] and 'vacuumdb not found in pg_bindir' in refused['msg'] and 'analyze=false' in refused['msg']
+    assert not exists(sandbox, 'database', 'restored_analyze')
+
+    pending = run_module('db_restore', dict(args, pg_bindir=str(bindir), analyze=False))
+    assert not pending['failed'], pending.get('msg')
+    assert pending['analyzed'] is False and 'analyze_duration' not in pending
+    assert database_comment(sandbox, 'restored_analyze').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    never, tables, with_stats = analyze_state(sandbox, 'restored_analyze')
+    assert never == tables >= 8 and with_stats == 0
+
+    checked = run_module('db_restore', args, check=True, diff=True)
+    assert not checked['failed'], checked.get('msg')
+    assert checked['changed'] is True and checked['analyzed'] is True and 'would ANALYZE' in checked['msg']
+    assert 'ANALYZE pending' in checked['diff']['before'] and 'ANALYZE pending' not in checked['diff']['after']
+    assert analyze_state(sandbox, 'restored_analyze')[0] == tables
+
+    analyzed = run_module('db_restore', dict(args, jobs=2))
+    assert not analyzed['failed'], analyzed.get('msg')
+    assert analyzed['changed'] is True and analyzed['analyzed'] is True and analyzed['analyze_duration'] >= 0
+    assert analyzed['created'] == {'role': False, 'database': False} and 'without planner statistics' in analyzed['msg']
+    assert analyze_state(sandbox, 'restored_analyze') == (0, tables, tables)
+    pixels = query(sandbox, "SELECT reltuples::bigint FROM pg_class WHERE oid = 'public.pixels'::regclass", dbname='restored_analyze')
+    assert pixels[0][0] == sandbox['counts']['db_rows']['pixels']
+    assert not database_comment(sandbox, 'restored_analyze').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    assert_identical(sandbox, 'omero', sandbox, 'restored_analyze')
+
+    again = run_module('db_restore', args)
+    assert not again['failed'] and again['changed'] is False and again['analyzed'] is False
+
+
+def test_a_held_lock_refuses_a_second_restore_and_changes_nothing(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_locked')
+    scratch['roles'].append('omero_locked_owner')
+    dumped = direct_dump(sandbox, tmp_path / 'database')
+    args = restore_args(sandbox, dumped['path'], 'restored_locked', owner='omero_locked_owner', lock_dir=str(tmp_path))
+    lock = dbrestore.database_lock_path(args, 'restored_locked', str(tmp_path))
+    holder = hold_lock(lock)
+    try:
+        refused = run_module('db_restore', args)
+        assert refused['failed'] and 'already running' in refused['msg'] and 'pid %d' % holder.pid in refused['msg']
+        assert 'Nothing was changed' in refused['msg'] and not refused.get('changed')
+        assert not exists(sandbox, 'database', 'restored_locked') and not exists(sandbox, 'role', 'omero_locked_owner')
+        # Check mode takes no lock.
+        checked = run_module('db_restore', args, check=True)
+        assert not checked['failed'] and checked['changed'] and 'would create role omero_locked_owner' in checked['msg']
+    finally:
+        holder.kill()
+        holder.wait()
+    restored = run_module('db_restore', args)
+    assert not restored['failed'], restored.get('msg')
+    assert restored['lock'] == lock and restored['created'] == {'role': True, 'database': True}
+
+
+def test_owner_from_roles_file_gives_the_new_owner_the_dumped_password_and_nothing_else(sandbox, scratch, tmp_path):
+    scratch['databases'].append('restored_roles')
+    scratch['roles'].append('omero_roles_owner')
+    superuser_hash = query(sandbox, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")
+    dumped = direct_dump(sandbox, tmp_path / 'database')
+    args = restore_args(sandbox, dumped['path'], 'restored_roles', owner='omero_roles_owner', owner_from_roles_file=True)
+    checked = run_module('db_restore', args, check=True)
+    assert not checked['failed'] and 'create role omero_roles_owner (password: roles file)' in checked['msg']
+    assert checked['owner_password_source'] == 'roles_file'
+    restored = run_module('db_restore', args)
+    assert not restored['failed'], restored.get('msg')
+    assert restored['created']['role'] and restored['owner_password_source'] == 'roles_file'
+    # The SCRAM verifier db_dump saved for the dump's owner (omero) logs the new owner in with omero's password.
+    postgres = sandbox['postgres']
+    conn = psycopg2.connect(host=postgres['tcp_host'], port=postgres['port'], user='omero_roles_owner',
+                            password=postgres['owner_password'], dbname='restored_roles')
+    conn.close()
+    attributes = query(sandbox, "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles "
+                                "WHERE rolname = 'omero_roles_owner'")[0]
+    assert attributes == (False, False, False, True)
+    # No other role of the file was replayed.
+    assert query(sandbox, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'") == superuser_hash

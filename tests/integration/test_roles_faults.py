@@ -7,7 +7,10 @@
   the play fails naming the step, status and metrics record the failure and keep the last success, and no
   complete set appears on the store;
 * the database server is down during a restore (the sandbox cluster stopped): the play stops before the
-  database step, and the binary repository step never runs (the data dir is byte-for-byte untouched).
+  database step, and the binary repository step never runs (the data dir is byte-for-byte untouched);
+* a restore that fails at its last step (the binary repository) after the config and the database came back:
+  OMERO.server stays down, the failure and the status file name what is restored and what is not, and a
+  rerun of only the rest finishes the restore.
 
 Both start from one good backup made by the same playbook variables as playbooks/demo.yml.
 """
@@ -15,7 +18,6 @@ Both start from one good backup made by the same playbook variables as playbooks
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 import re
@@ -24,7 +26,7 @@ import pytest
 
 import omero_sandbox
 from helpers.ansible import REPO_ROOT, run_playbook
-from helpers.sandbox import free_tcp_port
+from helpers.sandbox import free_tcp_port, psycopg2_connect, query, tree_fingerprint
 
 UNREACHABLE_STORE = 'omero-store-down'
 
@@ -39,26 +41,6 @@ def demo_play(path, tasks):
 def role_task(role, tasks_from=None):
     return ('    - name: Run %s\n      ansible.builtin.include_role:\n        name: omero.backup.%s\n%s'
             % (role, role, ('        tasks_from: %s\n' % tasks_from) if tasks_from else ''))
-
-
-def tree_fingerprint(root):
-    """Every path under root with its type, mode, size and content hash (or link target)."""
-    fingerprint = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
-            full = os.path.join(dirpath, name)
-            stat = os.lstat(full)
-            relpath = os.path.relpath(full, root)
-            if os.path.islink(full):
-                fingerprint[relpath] = ('link', os.readlink(full))
-            elif os.path.isdir(full):
-                fingerprint[relpath] = ('dir', stat.st_mode)
-            else:
-                with open(full, 'rb') as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
-                fingerprint[relpath] = ('file', stat.st_mode, stat.st_size, stat.st_mtime_ns, digest)
-    return fingerprint
 
 
 def store_sets(root):
@@ -81,6 +63,12 @@ def status_and_metrics(root):
 def metric(metrics, name, labels='job="backup"'):
     match = re.search(r'^%s\{%s\} (\S+)$' % (re.escape(name), re.escape(labels)), metrics, re.M)
     return float(match.group(1)) if match else None
+
+
+def task_message(result, name, host='localhost'):
+    """The msg of the last run of the task called name."""
+    return [task['hosts'][host] for play in result['plays'] for task in play['tasks']
+            if task['task']['name'].split(' : ')[-1] == name and host in task['hosts']][-1].get('msg', '')
 
 
 def failed_task_names(result, host='localhost'):
@@ -150,7 +138,7 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     assert final['msg'].startswith('No complete backup set was recorded: %s failed: ' % failing_step), final['msg']
     assert '127.0.0.1' in final['msg'] and 'Connection refused' in final['msg'], final['msg']
     assert 'Back up the binary repository, with the dumps and config under backup/, to the store' not in ran_task_names(result)
-    assert 'Write the set manifest on the store, last' not in ran_task_names(result)
+    assert 'Write the set manifest on the store, last, and point latest.json at it' not in ran_task_names(result)
 
     # Status and metrics say failure; the last success is the earlier good set, untouched.
     status, metrics = status_and_metrics(root)
@@ -185,11 +173,17 @@ def test_restore_with_the_database_down_stops_before_the_binary_repository(backe
         omero_sandbox.start(root)
     assert result['rc'] != 0, result['stdout'][-6000:]
     failed = failed_task_names(result)
-    assert failed == ['Refuse to restore while the database server does not answer'], failed
-    message = [task['hosts']['localhost'] for play in result['plays'] for task in play['tasks']
-               if task['task']['name'].endswith(failed[-1])][-1]['msg']
+    assert failed == ['Refuse to restore while the database server does not answer', 'Fail the restore'], failed
+    message = task_message(result, failed[0])
     assert message.startswith('Nothing restored: the database server on localhost does not accept connections'), message
     assert 'no response' in message, message
+    final = task_message(result, 'Fail the restore')
+    assert 'Restored: nothing. Not restored: config, database, datadir.' in final, final
+    status, metrics = status_and_metrics(root)
+    restore = status['jobs']['restore']
+    assert restore['last_run']['state'] == 'failed' and 'does not accept connections' in restore['last_failure']['error']
+    assert {name: part['ok'] for name, part in restore['last_run']['components'].items()} == {
+        'config': False, 'database': False, 'datadir': False}
     ran = ran_task_names(result)
     for later in ('Step 2, restore the database', 'Step 3, restore the binary repository'):
         assert later not in ran, ran
@@ -197,3 +191,57 @@ def test_restore_with_the_database_down_stops_before_the_binary_repository(backe
     assert tree_fingerprint(description['datadir']) == datadir_before
     assert not os.path.exists(os.path.join(root, 'restore-staging'))
     assert description['postgres']['owner_password'] not in result['stdout']
+
+
+def test_restore_failing_at_the_binary_repository_names_the_steps_done_and_a_rerun_finishes_it(backed_up):
+    """The database and config are lost but the data dir survived: without replace, step 3 refuses to
+    overwrite it after steps 1 and 2 are done. The operator reruns only step 3, with replace."""
+    description, plays = backed_up
+    root = description['root']
+    postgres = description['postgres']
+    conn = psycopg2_connect(description, dbname='postgres')
+    try:
+        conn.autocommit = True  # DROP DATABASE cannot run in a transaction
+        with conn.cursor() as cursor:
+            cursor.execute('DROP DATABASE %s WITH (FORCE)' % postgres['dbname'])
+            cursor.execute('DROP ROLE %s' % postgres['owner'])
+    finally:
+        conn.close()
+    os.unlink(os.path.join(description['omerodir'], 'etc', 'grid', 'config.xml'))
+    datadir_before = tree_fingerprint(description['datadir'])
+
+    restore = demo_play(plays / 'restore-partial.yml', role_task('restore'))
+    result = run_playbook(restore, extra_vars={'omero_demo_sandbox': description})
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    failed = failed_task_names(result)
+    assert failed == ["Restore the binary repository from the set's store increment", 'Fail the restore'], failed
+    final = task_message(result, 'Fail the restore')
+    print(final)
+    assert 'Restored: config, database. Not restored: datadir.' in final, final
+    assert '-e omero_restore_config=false -e omero_restore_database=false' in final, final
+    assert 'not empty' in final or 'replace' in final, final
+    assert 'Start OMERO.server' not in ran_task_names(result)
+    assert tree_fingerprint(description['datadir']) == datadir_before
+    # Steps 1 and 2 really are done: the owner role, the database and the config are back.
+    assert query(description, 'SELECT count(*) FROM pg_roles WHERE rolname = %s', (postgres['owner'],), dbname='postgres')[0][0] == 1
+    assert os.path.exists(os.path.join(description['omerodir'], 'etc', 'grid', 'config.xml'))
+    status, metrics = status_and_metrics(root)
+    record = status['jobs']['restore']
+    assert record['last_run']['state'] == 'failed'
+    assert {name: part['ok'] for name, part in record['last_run']['components'].items()} == {
+        'config': True, 'database': True, 'datadir': False}
+    with open(os.path.join(root, 'status', 'omero_backup_restore.prom')) as handle:
+        assert metric(handle.read(), 'omero_backup_last_run_success', 'job="restore"') == 0
+
+    rerun = run_playbook(restore, extra_vars={'omero_demo_sandbox': description, 'omero_restore_config': False,
+                                              'omero_restore_database': False, 'omero_restore_replace': True})
+    assert rerun['rc'] == 0, rerun['stdout'][-6000:]
+    assert 'Restore the database (the owner role and an empty database are created when missing)' not in ran_task_names(rerun)
+    verdict = [task['hosts']['localhost'] for play in rerun['plays'] for task in play['tasks']
+               if task['task']['name'].endswith('Check omero.db.uuid, the schema version and sampled files')][-1]
+    assert verdict['ok'] is True, verdict
+    status, _metrics = status_and_metrics(root)
+    record = status['jobs']['restore']
+    assert record['last_run']['state'] == 'succeeded'
+    assert {name: part['ok'] for name, part in record['last_success']['components'].items()} == {'datadir': True}
+    assert postgres['owner_password'] not in result['stdout'] + rerun['stdout']

@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Cleanse logic that needs no database: id sets, the walk, removal, omero argv and output parsing."""
+"""Cleanse logic that needs no database: id sets, the walk, removal, omero argv and output parsing, the lock."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import array
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from ansible_collections.omero.backup.plugins.module_utils import cleanse
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.idpath import id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli
 
 OLD = time.time() - 7 * 86400
@@ -335,3 +338,54 @@ def test_entry_ids_of_whole_directories():
     # int() would take these; the name rule does not.
     assert entry_ids(['1000', '1_000', ' 12', '+5', '1000_pyramid']) == [1000, None, None, None, 1000]
     assert entry_ids([]) == []
+
+
+# ------------------------------------------------------------------ data dir lock
+
+def _hold_datadir_lock(path):
+    """Another process holding the data dir lock file ``path`` until killed (as a datadir run would)."""
+    collections = cleanse.__file__.partition(os.sep + 'ansible_collections' + os.sep)[0]
+    holder = ('import sys\nsys.path.insert(0, sys.argv[2])\n'
+              'from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock\n'
+              'lock = ExclusiveLock(sys.argv[1], "test holder").acquire()\n'
+              'sys.stdout.write("locked\\n")\nsys.stdout.flush()\nsys.stdin.read()\n')
+    proc = subprocess.Popen([sys.executable, '-c', holder, path, collections], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b'locked'
+    return proc
+
+
+def test_datadir_lock_is_keyed_by_the_real_path(tmp_path):
+    (tmp_path / 'OMERO-volume').mkdir()
+    (tmp_path / 'OMERO').symlink_to(tmp_path / 'OMERO-volume')
+    (tmp_path / 'other').mkdir()
+    lock_dir = str(tmp_path)
+    path = datadir_lock_path(str(tmp_path / 'OMERO'), lock_dir)
+    assert path == datadir_lock_path(str(tmp_path / 'OMERO-volume') + '/', lock_dir)
+    assert os.path.basename(path).startswith('omero-backup-datadir-') and os.path.dirname(path) == lock_dir
+    assert path != datadir_lock_path(str(tmp_path / 'other'), lock_dir)
+
+
+def test_a_held_data_dir_lock_refuses_and_removes_nothing(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    orphan = _touch(datadir, 'Pixels/7')
+    params = {'datadir': datadir, 'db': 'omero', 'lock_dir': str(tmp_path), 'min_age': '0', 'force': True,
+              'login_unix_socket': str(tmp_path / 'no-server'), 'port': 5432, 'connect_timeout': 1}
+    holder = _hold_datadir_lock(datadir_lock_path(datadir, str(tmp_path)))
+    try:
+        for backend in ('database', 'omero'):
+            with pytest.raises(OmeroBackupError) as error:
+                cleanse.cleanse(dict(params, backend=backend), runner=None, check_mode=False)
+            message = str(error.value)
+            assert 'already running' in message and 'pid %d' % holder.pid in message and 'Nothing was removed' in message
+        # Check mode takes no lock: it goes on to the database, which is not there.
+        with pytest.raises(cleanse.CleanseRefused, match='unreachable') as refused:
+            cleanse.cleanse(params, runner=None, check_mode=True)
+        assert refused.value.result['lock'] is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.path.exists(orphan)
+    with pytest.raises(cleanse.CleanseRefused, match='unreachable') as refused:
+        cleanse.cleanse(params, runner=None, check_mode=False)
+    assert refused.value.result['lock'] == datadir_lock_path(datadir, str(tmp_path))
+    assert os.path.exists(orphan)

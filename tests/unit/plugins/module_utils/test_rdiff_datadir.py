@@ -21,7 +21,7 @@ from ansible_collections.omero.backup.plugins.module_utils import datadir
 from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner
 from ansible_collections.omero.backup.plugins.module_utils.datadir import (
     DatadirError, backup_datadir, exclude_globs, restore_datadir, scan_symlinks, tree_fingerprint)
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
+from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.rdiff import Location, lock_path
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
@@ -165,6 +165,20 @@ def test_restore_into_missing_dest_check_mode_and_idempotence(store):
         handle.write(b'+')
     with pytest.raises(DatadirError, match='not empty'):
         restore(store, dest)
+
+
+def test_restore_refused_while_a_cleanse_holds_the_data_dir(store):
+    """cleanse and datadir_restore take the same data dir lock (locking.datadir_lock_path)."""
+    backup(store, verify=False)
+    dest = str(store['tmp'] / 'restored')
+    with ExclusiveLock(datadir_lock_path(dest), 'cleanse of %s' % dest):
+        with pytest.raises(DatadirError, match='already running.*nothing changed'):
+            restore(store, dest)
+        assert not os.path.exists(dest)
+        # Check mode takes no lock and still says what a restore would do.
+        assert restore_datadir(dict(src=store['repo'], dest=dest), subprocess_runner, check_mode=True)['changed']
+    done = restore(store, dest)
+    assert done['changed'] and done['datadir_lock'] == datadir_lock_path(dest)
 
 
 def test_restore_older_backup_with_at(store):

@@ -88,13 +88,32 @@ def test_jobs_are_kept_apart(tmp_path):
     ({'components': {'db': {'ok': True, 'size': 1}}}, 'unknown key'),
     ({'components': {'db': {'ok': True, 'bytes': 'many'}}}, 'must be a number'),
     ({'mode': 'rw-r--r--'}, 'octal'),
-    ({'status_file': '/nonexistent-dir/status.json'}, 'does not exist'),
+    ({'status_file': '/nonexistent-dir/sub/status.json'}, 'does not exist'),
 ])
 def test_bad_input_is_refused_and_nothing_written(tmp_path, overrides, message):
     with pytest.raises(OmeroBackupError) as error:
         status.record(params(tmp_path, **overrides), now=1.0)
     assert message in str(error.value)
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_missing_metrics_directory_is_refused_and_nothing_written(tmp_path):
+    with pytest.raises(OmeroBackupError) as error:
+        status.record(params(tmp_path, status_file=str(tmp_path / 'status' / 'status.json'),
+                             metrics_file=str(tmp_path / 'textfile' / 'omero_backup.prom')), now=1.0)
+    assert 'textfile' in str(error.value)
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_status_directory_is_made_one_level_deep(tmp_path):
+    status_file = tmp_path / 'omero-backup' / 'status.json'
+    checked = status.record(params(tmp_path, status_file=str(status_file)), now=1010.0, check_mode=True)
+    assert checked['changed'] and checked['status_dir_created'] and not status_file.parent.exists()
+    made = status.record(params(tmp_path, status_file=str(status_file)), now=1010.0)
+    assert made['status_dir_created'] and status_file.exists()
+    assert oct(os.stat(str(status_file.parent)).st_mode & 0o777) == '0o755'
+    again = status.record(params(tmp_path, status_file=str(status_file)), now=1010.0)
+    assert not again['status_dir_created']
 
 
 def test_corrupt_status_file_is_replaced(tmp_path):
