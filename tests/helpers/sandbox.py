@@ -62,6 +62,19 @@ def query(description, sql, params=None, dbname=None, role='superuser'):
         conn.close()
 
 
+def drop_database_and_owner(description):
+    """The database disaster: the OMERO database and its owner role are gone."""
+    postgres = description['postgres']
+    conn = psycopg2_connect(description, dbname='postgres')
+    try:
+        conn.autocommit = True  # DROP DATABASE cannot run in a transaction
+        with conn.cursor() as cursor:
+            cursor.execute('DROP DATABASE %s WITH (FORCE)' % postgres['dbname'])
+            cursor.execute('DROP ROLE %s' % postgres['owner'])
+    finally:
+        conn.close()
+
+
 def free_tcp_port():
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -26,7 +26,7 @@ import pytest
 import omero_sandbox
 from omero_sandbox.idpath import id_dir_relpath
 from helpers.ansible import REPO_ROOT, run_playbook
-from helpers.sandbox import psycopg2_connect, query, tree_fingerprint
+from helpers.sandbox import drop_database_and_owner, query, tree_fingerprint
 
 # omero rewrites config.xml's "generated at" comment whenever it reads it (docs/config.md).
 GENERATED_STAMP = re.compile(br'This file was generated at [^\n]*')
@@ -170,14 +170,7 @@ def test_maintenance_in_check_mode_removes_nothing_and_a_drill_is_refused(site):
 def test_restore_in_check_mode_after_a_disaster_reports_each_step_and_restores_nothing(site):
     description, plays = site
     postgres = description['postgres']
-    conn = psycopg2_connect(description, dbname='postgres')
-    try:
-        conn.autocommit = True  # DROP DATABASE cannot run in a transaction
-        with conn.cursor() as cursor:
-            cursor.execute('DROP DATABASE %s WITH (FORCE)' % postgres['dbname'])
-            cursor.execute('DROP ROLE %s' % postgres['owner'])
-    finally:
-        conn.close()
+    drop_database_and_owner(description)
     shutil.rmtree(description['datadir'])
     os.unlink(os.path.join(description['omerodir'], 'etc', 'grid', 'config.xml'))
     before = dict(site_state(description), database=database_state(description))

@@ -26,7 +26,7 @@ import pytest
 
 import omero_sandbox
 from helpers.ansible import REPO_ROOT, run_playbook
-from helpers.sandbox import free_tcp_port, psycopg2_connect, query, tree_fingerprint
+from helpers.sandbox import drop_database_and_owner, free_tcp_port, query, tree_fingerprint
 
 UNREACHABLE_STORE = 'omero-store-down'
 
@@ -199,14 +199,7 @@ def test_restore_failing_at_the_binary_repository_names_the_steps_done_and_a_rer
     description, plays = backed_up
     root = description['root']
     postgres = description['postgres']
-    conn = psycopg2_connect(description, dbname='postgres')
-    try:
-        conn.autocommit = True  # DROP DATABASE cannot run in a transaction
-        with conn.cursor() as cursor:
-            cursor.execute('DROP DATABASE %s WITH (FORCE)' % postgres['dbname'])
-            cursor.execute('DROP ROLE %s' % postgres['owner'])
-    finally:
-        conn.close()
+    drop_database_and_owner(description)
     os.unlink(os.path.join(description['omerodir'], 'etc', 'grid', 'config.xml'))
     datadir_before = tree_fingerprint(description['datadir'])
 
