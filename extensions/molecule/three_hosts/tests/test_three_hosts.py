@@ -59,14 +59,25 @@ def test_store_holds_a_complete_set(host):
     assert data['datadir']['increment_time']
 
 
-def test_status_and_metrics_record_the_success(host):
+def test_status_and_metrics_keep_the_last_success_through_the_failed_backup(host):
+    """The side effect's last backup failed (fault 1): the good set stays the last success, the failure is the last run,
+    and the restore that finished the job is recorded under its own job."""
     if 'omero_server' not in groups(host):
         pytest.skip('not the OMERO.server host')
     status = json.loads(host.file('/var/lib/omero-backup/status.json').content_string)
-    assert status['jobs']['backup']['last_success']['set_id']
+    backup = status['jobs']['backup']
+    assert backup['last_success']['set_id']
+    assert backup['last_run']['state'] == 'failed' and backup['last_failure']['finished'] > backup['last_success']['finished']
     metrics = host.file('/var/lib/prometheus/node-exporter/omero_backup.prom').content_string
     assert 'omero_backup_last_success_timestamp_seconds{job="backup"}' in metrics
-    assert 'omero_backup_last_run_success{job="backup"} 1' in metrics
+    assert 'omero_backup_last_run_success{job="backup"} 0' in metrics
+
+    restore = status['jobs']['restore']
+    assert restore['last_run']['state'] == 'succeeded' and restore['last_success']['set_id'] == backup['last_success']['set_id']
+    assert {name: part['ok'] for name, part in restore['last_run']['components'].items()} == {'datadir': True}
+    assert restore['last_failure']['error']  # fault 4, before the rerun
+    restore_metrics = host.file('/var/lib/prometheus/node-exporter/omero_backup_restore.prom').content_string
+    assert 'omero_backup_last_run_success{job="restore"} 1' in restore_metrics
 
 
 def test_no_staging_left_behind(host):
