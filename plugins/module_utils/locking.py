@@ -32,8 +32,19 @@ class ExclusiveLock(object):
         self.purpose = purpose
         self._fd = None
 
+    def _open(self):
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), True
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM) or not os.path.isfile(self.path):
+                raise
+        # A lock file another user (root, postgres) left in a shared lock
+        # directory: flock works on a read-only descriptor too; only the
+        # holder's note cannot be written.
+        return os.open(self.path, os.O_RDONLY), False
+
     def acquire(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd, writable = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -47,9 +58,10 @@ class ExclusiveLock(object):
                 raise AlreadyRunning('another omero.backup %s is already running on %s (%s)'
                                      % (self.purpose, os.path.dirname(self.path) or '.', holder or 'holder unknown'))
             raise
-        os.ftruncate(fd, 0)
-        since = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-        os.pwrite(fd, ('pid %d, %s since %s\n' % (os.getpid(), self.purpose, since)).encode(), 0)
+        if writable:
+            os.ftruncate(fd, 0)
+            since = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+            os.pwrite(fd, ('pid %d, %s since %s\n' % (os.getpid(), self.purpose, since)).encode(), 0)
         self._fd = fd
         return self
 
