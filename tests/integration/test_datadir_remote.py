@@ -7,65 +7,30 @@ rdiff-backup, reached with a real key and a pinned host key; this machine holds 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import os
 import shutil
 import subprocess
-import time
-import uuid
 
 import pytest
 
-from helpers.ansible import REPO_ROOT, run_module
+from helpers.ansible import run_module
+from helpers.podman import podman, ssh_host
 from test_datadir_local import MARKER, backed_up, hold_lock, lock_file_for, snapshot
 
-CONTAINERS_CONF = os.path.join(REPO_ROOT, 'tests', 'podman', 'containers.conf')
-BUILD_IMAGE = os.path.join(REPO_ROOT, 'scripts', 'build_image.sh')
 
 HAVE_TOOLS = all(shutil.which(tool) for tool in ('podman', 'rdiff-backup', 'ssh'))
 pytestmark = pytest.mark.skipif(not HAVE_TOOLS, reason='needs podman, ssh and rdiff-backup')
 
 
-def podman(*args, **kwargs):
-    env = dict(os.environ, CONTAINERS_CONF=os.environ.get('CONTAINERS_CONF', CONTAINERS_CONF))
-    return subprocess.run(['podman'] + list(args), env=env, check=kwargs.pop('check', True), universal_newlines=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-
-
 @pytest.fixture(scope='module')
 def backup_host(tmp_path_factory):
     """A Debian 12 container with sshd and rdiff-backup; yields how to reach it. Removed afterwards."""
-    env = dict(os.environ, CONTAINERS_CONF=os.environ.get('CONTAINERS_CONF', CONTAINERS_CONF))
-    image = subprocess.run([BUILD_IMAGE], env=env, check=True, universal_newlines=True, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE).stdout.strip().splitlines()[-1]
-    keys = tmp_path_factory.mktemp('ssh')
-    key = str(keys / 'id_ed25519')
-    subprocess.check_call(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'omero-backup-test', '-f', key])
-    name = 'omero-backup-test-datadir-%s' % uuid.uuid4().hex[:8]
-    podman('run', '-d', '--name', name, image, '/bin/sleep', 'infinity')
-    try:
-        with open(key + '.pub') as handle:
-            podman('exec', '-i', name, 'sh', '-c',
-                   'ssh-keygen -A >/dev/null && mkdir -p -m 700 /root/.ssh /backup && '
-                   'cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && /usr/sbin/sshd',
-                   input=handle.read())
-        address = podman('inspect', '-f', '{{.NetworkSettings.IPAddress}}', name).stdout.strip()
-        # Pin the container's host key: StrictHostKeyChecking stays on, as in production.
-        host_key = podman('exec', name, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub').stdout.split()
-        known_hosts = str(keys / 'known_hosts')
-        with open(known_hosts, 'w') as handle:
-            handle.write('%s %s %s\n' % (address, host_key[0], host_key[1]))
-        deadline = time.time() + 20
-        while True:
-            probe = subprocess.run(['ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'UserKnownHostsFile=' + known_hosts,
-                                    '-o', 'ConnectTimeout=3', 'root@' + address, 'rdiff-backup', '--version'],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
-            if probe.returncode == 0 or time.time() > deadline:
-                assert probe.returncode == 0, probe.stderr
-                break
-            time.sleep(0.3)
-        yield {'name': name, 'address': address, 'key': key, 'known_hosts': known_hosts}
-    finally:
-        podman('rm', '-f', '-t', '0', name, check=False)
+    with ssh_host('datadir', str(tmp_path_factory.mktemp('ssh'))) as host:
+        podman('exec', host['name'], 'mkdir', '-p', '-m', '700', '/backup')
+        probe = subprocess.run(['ssh', '-i', host['key'], '-o', 'BatchMode=yes', '-o', 'UserKnownHostsFile=' + host['known_hosts'],
+                                '-o', 'ConnectTimeout=3', 'root@' + host['address'], 'rdiff-backup', '--version'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+        assert probe.returncode == 0, probe.stderr
+        yield host
 
 
 def ssh_args(host, **extra):

@@ -17,17 +17,14 @@ import re
 import shutil
 import subprocess
 import textwrap
-import time
-import uuid
 
 import pytest
 import yaml
 
 from helpers.ansible import REPO_ROOT, VENV_BIN
+from helpers.podman import podman, run_script, ssh_host
 
-CONTAINERS_CONF = os.path.join(REPO_ROOT, 'tests', 'podman', 'containers.conf')
 BUILD_EE = os.path.join(REPO_ROOT, 'scripts', 'build_ee.sh')
-BUILD_IMAGE = os.path.join(REPO_ROOT, 'scripts', 'build_image.sh')
 # The image's default user, as AWX runs it (the entrypoint gives it a passwd entry and HOME=/runner).
 EE_UID = 1000
 
@@ -35,24 +32,6 @@ EE_UID = 1000
 # build_ee.sh fails saying so.
 HAVE_TOOLS = shutil.which('podman') and shutil.which('ssh-keygen')
 pytestmark = pytest.mark.skipif(not HAVE_TOOLS, reason='needs podman and ssh-keygen')
-
-
-def _env():
-    env = dict(os.environ, CONTAINERS_CONF=os.environ.get('CONTAINERS_CONF', CONTAINERS_CONF))
-    env['PATH'] = VENV_BIN + os.pathsep + env.get('PATH', '/usr/bin:/bin')
-    return env
-
-
-def podman(*args, **kwargs):
-    return subprocess.run(['podman'] + list(args), env=_env(), check=kwargs.pop('check', True), universal_newlines=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-
-
-def _script(path):
-    proc = subprocess.run([path], env=_env(), check=False, universal_newlines=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
-        pytest.fail('%s failed (rc %d):\n%s' % (os.path.basename(path), proc.returncode, proc.stderr[-4000:]))
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def galaxy_version():
@@ -95,7 +74,7 @@ def test_rpm_definition_renders_a_build_context(tmp_path):
 @pytest.fixture(scope='module')
 def ee_image():
     # The image id, not the tag: a concurrent run from another tree may retag the name meanwhile.
-    return podman('image', 'inspect', '--format', '{{.Id}}', _script(BUILD_EE)).stdout.strip()
+    return podman('image', 'inspect', '--format', '{{.Id}}', run_script(BUILD_EE)).stdout.strip()
 
 
 def ee_run(image, *argv, **kwargs):
@@ -171,20 +150,10 @@ def database_host(tmp_path_factory):
     """A Debian 12 container with sshd and a throw-away PostgreSQL 15 (database omero, one table); removed afterwards.
 
     Yields its address and a directory holding the EE's ssh key and the pinned host key, owned by the EE's user."""
-    image = _script(BUILD_IMAGE)
     keys = tmp_path_factory.mktemp('ee-ssh')
-    key = str(keys / 'id_ed25519')
-    subprocess.check_call(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'omero-backup-ee-test', '-f', key])
-    name = 'omero-backup-test-ee-db-%s' % uuid.uuid4().hex[:8]
-    podman('run', '-d', '--name', name, image, '/bin/sleep', 'infinity')
-    try:
-        with open(key + '.pub') as handle:
-            podman('exec', '-i', name, 'sh', '-c',
-                   'ssh-keygen -A >/dev/null && mkdir -p -m 700 /root/.ssh && '
-                   'cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && /usr/sbin/sshd',
-                   input=handle.read())
+    with ssh_host('ee-db', str(keys)) as host:
         # Local connections trusted: the playbook connects as postgres over the socket, without a password.
-        podman('exec', name, 'sh', '-c',
+        podman('exec', host['name'], 'sh', '-c',
                'install -d -o postgres -g postgres /run/postgresql /var/lib/postgresql/pgdata /var/backups/omero && '
                'runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D /var/lib/postgresql/pgdata '
                '--auth-local=trust -U postgres >/dev/null && '
@@ -194,20 +163,9 @@ def database_host(tmp_path_factory):
                'psql -qX -h /run/postgresql -U postgres -d omero '
                '-c "CREATE TABLE image (id bigint PRIMARY KEY, name text)" '
                '-c "INSERT INTO image SELECT i, md5(i::text) FROM generate_series(1, 2000) AS i"')
-        address = podman('inspect', '-f', '{{.NetworkSettings.IPAddress}}', name).stdout.strip()
-        # Pin the host key, as a production known_hosts would: host key checking stays on.
-        host_key = podman('exec', name, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub').stdout.split()
-        with open(str(keys / 'known_hosts'), 'w') as handle:
-            handle.write('%s %s %s\n' % (address, host_key[0], host_key[1]))
-        for path in (str(keys), key, key + '.pub', str(keys / 'known_hosts')):
+        for path in (str(keys), host['key'], host['key'] + '.pub', host['known_hosts']):
             os.chown(path, EE_UID, 0)
-        deadline = time.time() + 20
-        while podman('exec', name, 'sh', '-c', 'test -s /run/sshd.pid', check=False).returncode != 0:
-            assert time.time() < deadline, 'sshd did not start in %s' % name
-            time.sleep(0.5)
-        yield {'name': name, 'address': address, 'keys': str(keys)}
-    finally:
-        podman('rm', '-f', '-t', '0', name, check=False)
+        yield {'name': host['name'], 'address': host['address'], 'keys': str(keys)}
 
 
 def test_ee_dumps_a_database_over_ssh_and_fetches_the_dump(ee_image, database_host, tmp_path):

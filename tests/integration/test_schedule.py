@@ -24,9 +24,8 @@ import time
 import pytest
 
 from helpers.ansible import REPO_ROOT, collections_path, run_playbook
+from helpers.podman import podman, podman_env, run_script
 
-CONTAINERS_CONF = os.environ.get('CONTAINERS_CONF') or os.path.join(REPO_ROOT, 'tests', 'podman', 'containers.conf')
-PODMAN_ENV = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
 HOST_ANSIBLE_PLAYBOOK = '/opt/ansible/bin/ansible-playbook'
 HOST_COLLECTIONS = '/usr/share/ansible/collections/ansible_collections/omero/backup'
 SITE_NAME = 'omero1.example.org'  # the host's name in its own inventory, not its container name
@@ -59,15 +58,6 @@ SITE_INVENTORY = {
 }
 
 
-def podman(*args, **kwargs):
-    check = kwargs.pop('check', True)
-    proc = subprocess.run(['podman'] + list(args), env=PODMAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False, **kwargs)
-    if check and proc.returncode != 0:
-        raise AssertionError('podman %s: rc %d\n%s\n%s' % (' '.join(args), proc.returncode, proc.stdout, proc.stderr))
-    return proc
-
-
 def host_sh(container, script, check=True):
     return podman('exec', container, 'sh', '-c', script, check=check)
 
@@ -87,10 +77,7 @@ def wait_for(predicate, what, limit=300):
 
 @pytest.fixture(scope='module')
 def image():
-    proc = subprocess.run([os.path.join(REPO_ROOT, 'scripts', 'build_systemd_image.sh')], env=PODMAN_ENV,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout.strip()
+    return run_script(os.path.join(REPO_ROOT, 'scripts', 'build_systemd_image.sh'))
 
 
 @pytest.fixture
@@ -123,7 +110,7 @@ def install_collection(container):
                              '-cf', '-', '.'], stdout=subprocess.PIPE)
     unpack = subprocess.run(['podman', 'exec', '-i', container, 'sh', '-c',
                              'mkdir -p %s && tar -C %s -xf -' % (HOST_COLLECTIONS, HOST_COLLECTIONS)],
-                            stdin=pack.stdout, env=PODMAN_ENV, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+                            stdin=pack.stdout, env=podman_env(), stderr=subprocess.PIPE, universal_newlines=True, check=False)
     pack.stdout.close()
     assert pack.wait() == 0 and unpack.returncode == 0, unpack.stderr
 
@@ -136,7 +123,7 @@ def schedule(tmp_path, container, extra_vars, check=False):
     inventory.write_text('[omero_server]\n%s ansible_connection=containers.podman.podman '
                          'ansible_python_interpreter=/usr/bin/python3 ansible_remote_tmp=/root/.ansible/tmp\n' % container)
     result = run_playbook('omero.backup.schedule', extra_vars=extra_vars, inventory=str(inventory), check=check,
-                          diff=check, env={'CONTAINERS_CONF': CONTAINERS_CONF})
+                          diff=check, env={'CONTAINERS_CONF': podman_env()['CONTAINERS_CONF']})
     result['host_stats'] = result['stats'].get(container, {})
     return result
 
@@ -160,8 +147,16 @@ def service_properties(container):
     return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
 
 
-def invocation_journal(container, invocation_id):
-    return podman('exec', container, 'journalctl', '--no-pager', '-o', 'cat', '_SYSTEMD_INVOCATION_ID=%s' % invocation_id).stdout
+def invocation_journal(container, invocation_id, expect):
+    """The journal of one run of the service, once it holds ``expect``: journald may store a short run's
+    last lines a moment after systemctl has returned."""
+    def read():
+        return podman('exec', container, 'journalctl', '--no-pager', '-o', 'cat', '_SYSTEMD_INVOCATION_ID=%s' % invocation_id).stdout
+    try:
+        wait_for(lambda: expect in read(), 'the journal to hold %r' % expect, limit=30)
+    except AssertionError:
+        pass  # the caller's assertion shows what the journal holds
+    return read()
 
 
 SCHEDULE_VARS = {'omero_backup_schedule': '*-*-* 02:30:00', 'omero_backup_schedule_ansible_playbook': HOST_ANSIBLE_PLAYBOOK,
@@ -225,7 +220,7 @@ def test_systemd_timer_runs_the_backup_under_a_lock_and_is_removed(start_host, i
     status = last_backup_run(host)
     assert status['state'] == 'failed'
     assert status['error'].startswith('Check the database is reachable'), status['error']
-    journal = invocation_journal(host, ran['InvocationID'])
+    journal = invocation_journal(host, ran['InvocationID'], 'PLAY RECAP')
     assert 'PLAY [Back up OMERO.server]' in journal and '%s ' % SITE_NAME in journal and 'PLAY RECAP' in journal, journal
 
     # The timer firing while a run by hand holds the lock: the service does nothing and is not a failure.
@@ -235,7 +230,7 @@ def test_systemd_timer_runs_the_backup_under_a_lock_and_is_removed(start_host, i
     podman('exec', host, 'systemctl', 'start', 'omero-backup.service')
     skipped = service_properties(host)
     assert (skipped['ActiveState'], skipped['Result'], skipped['ExecMainStatus']) == ('inactive', 'success', '75'), skipped
-    journal = invocation_journal(host, skipped['InvocationID'])
+    journal = invocation_journal(host, skipped['InvocationID'], 'this one is skipped')
     assert 'another run holds %s; this one is skipped' % LOCK in journal and 'PLAY' not in journal, journal
     assert runs_started(host) == 1
     host_sh(host, 'kill "$(cat /run/lock-holder.pid)"')
