@@ -193,6 +193,30 @@ def test_restore_with_the_database_down_stops_before_the_binary_repository(backe
     assert description['postgres']['owner_password'] not in result['stdout']
 
 
+def test_restore_with_the_database_host_unreachable_is_refused_and_recorded(backed_up):
+    description, plays = backed_up
+    root = description['root']
+    datadir_before = tree_fingerprint(description['datadir'])
+    closed_port = free_tcp_port()
+    inventory = plays / 'unreachable-database.yml'
+    inventory.write_text(json.dumps({'all': {'hosts': {
+        'localhost': {'ansible_connection': 'local'},
+        'omero-db-down': {'ansible_connection': 'ssh', 'ansible_host': '127.0.0.1', 'ansible_port': closed_port,
+                          'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    result = run_playbook(demo_play(plays / 'restore-db-down.yml', role_task('restore')), inventory=str(inventory),
+                          extra_vars={'omero_demo_sandbox': description, 'omero_restore_replace': True,
+                                      'omero_backup_database_host': 'omero-db-down'})
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    # A failure the role recorded, not an unreachable host that skipped the rescue.
+    assert not result['stats']['localhost'].get('unreachable'), result['stats']
+    assert failed_task_names(result) == ['Refuse to restore while the database server does not answer', 'Fail the restore']
+    final = task_message(result, 'Fail the restore')
+    assert 'Nothing restored: the database host omero-db-down is unreachable' in final and 'Restored: nothing.' in final, final
+    status, _metrics = status_and_metrics(root)
+    assert 'omero-db-down is unreachable' in status['jobs']['restore']['last_failure']['error']
+    assert tree_fingerprint(description['datadir']) == datadir_before
+
+
 def test_restore_failing_at_the_binary_repository_names_the_steps_done_and_a_rerun_finishes_it(backed_up):
     """The database and config are lost but the data dir survived: without replace, step 3 refuses to
     overwrite it after steps 1 and 2 are done. The operator reruns only step 3, with replace."""
