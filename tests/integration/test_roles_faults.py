@@ -160,6 +160,30 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     assert description['postgres']['superuser_password'] not in result['stdout']
 
 
+def test_backup_with_the_database_host_unreachable_records_a_failure_and_no_set(backed_up):
+    description, plays = backed_up
+    root = description['root']
+    sets_before = store_sets(root)
+    closed_port = free_tcp_port()
+    inventory = plays / 'unreachable-database-host.yml'
+    inventory.write_text(json.dumps({'all': {'hosts': {
+        'localhost': {'ansible_connection': 'local'},
+        'omero-db-down': {'ansible_connection': 'ssh', 'ansible_host': '127.0.0.1', 'ansible_port': closed_port,
+                          'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    result = run_playbook(demo_play(plays / 'backup-db-down.yml', role_task('backup')), inventory=str(inventory),
+                          extra_vars={'omero_demo_sandbox': description, 'omero_backup_database_host': 'omero-db-down'})
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    assert not result['stats']['localhost'].get('unreachable'), result['stats']
+    assert failed_task_names(result) == ['Check the dump can be written on the database host', 'Fail the backup']
+    final = task_message(result, 'Fail the backup')
+    assert 'omero-db-down: unreachable: ' in final, final
+    status, metrics = status_and_metrics(root)
+    assert status['jobs']['backup']['last_run']['state'] == 'failed'
+    assert metric(metrics, 'omero_backup_last_run_success') == 0
+    assert store_sets(root) == sets_before
+    assert not os.path.exists(os.path.join(root, 'omero-backup.lock'))
+
+
 def test_restore_with_the_database_down_stops_before_the_binary_repository(backed_up):
     description, plays = backed_up
     root = description['root']
