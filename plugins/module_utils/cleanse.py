@@ -47,7 +47,7 @@ TABLES = {'Pixels': 'pixels', 'Files': 'originalfile', 'Thumbnails': 'thumbnail'
 OMERO_QUERY_BATCH = 25
 # The server only ever creates Dir-NNN directories below the three roots; any
 # other directory is not its work and is left alone with everything in it.
-_ID_DIRECTORY = re.compile(r'^Dir-\d{3}$')
+_ID_DIRECTORY = re.compile(r'^Dir-\d{3}\Z')
 _SPOOL_SEPARATOR = '\t'
 
 

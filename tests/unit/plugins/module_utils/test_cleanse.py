@@ -94,6 +94,15 @@ def test_walk_finds_orphans_of_every_name_form_and_band(tmp_path):
     assert empty_dirs == ['Pixels/Dir-002/Dir-345', 'Pixels/Dir-002']
 
 
+def test_walk_does_not_enter_a_directory_only_named_like_an_id_directory(tmp_path):
+    """'Dir-123\\n' is not the server's: kept whole, never entered ($ would match before the newline)."""
+    datadir = str(tmp_path)
+    _touch(datadir, 'Pixels/Dir-123\n/123456')
+    stats, found, empty_dirs, unknown_listed = _walk(datadir, 'Pixels', [1])
+    assert found == [] and stats['orphans'] == 0
+    assert unknown_listed == ['Pixels/Dir-123\n/']
+
+
 def test_walk_keeps_a_directory_named_like_an_orphan_id(tmp_path):
     datadir = str(tmp_path)
     _touch(datadir, 'Files/Dir-001/1500/table.h5')
