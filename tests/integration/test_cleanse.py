@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import pwd
-import subprocess
 import sys
 import time
 
 import psycopg2
 import omero_sandbox
 from helpers.ansible import collections_path, run_module
+from helpers.locks import hold_lock
 
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
@@ -25,16 +25,6 @@ from ansible_collections.omero.backup.plugins.module_utils.locking import datadi
 
 OLD = time.time() - 30 * 86400
 OMERO_ADMIN_PASSWORD = 'fake-server-root-Pa55'
-# A second process holding a lock file, as a running cleanse (or any run taking the same lock) does.
-LOCK_HOLDER = """
-import sys
-sys.path.insert(0, sys.argv[2])
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
-lock = ExclusiveLock(sys.argv[1], 'cleanse (held by the test)').acquire()
-sys.stdout.write('locked\\n')
-sys.stdout.flush()
-sys.stdin.read()
-"""
 
 
 def _db_args(description, **extra):
@@ -262,10 +252,8 @@ def test_a_held_data_dir_lock_refuses_the_cleanse_and_removes_nothing(sandbox_fa
     lock_dir.mkdir()
     lock = datadir_lock_path(str(link), str(lock_dir))
     args = _db_args(description, min_age='0', lock_dir=str(lock_dir))
-    holder = subprocess.Popen([sys.executable, '-c', LOCK_HOLDER, lock, collections_path()], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    holder = hold_lock(lock, 'cleanse (held by the test)')
     try:
-        assert holder.stdout.readline().strip() == b'locked'
         refused = run_module('cleanse', args)
         _assert_failed_and_untouched(refused, before, datadir, 'already running')
         assert 'pid %d' % holder.pid in refused['msg'] and 'Nothing was removed' in refused['msg']

@@ -22,6 +22,7 @@ import psycopg2
 import pytest
 
 from helpers.ansible import collections_path, run_module
+from helpers.locks import hold_lock
 from helpers.sandbox import connection_args, psycopg2_connect, query
 
 if collections_path() not in sys.path:
@@ -82,25 +83,6 @@ def analyze_state(description, db):
     return query(description, "SELECT count(*) FILTER (WHERE last_analyze IS NULL), count(*), "
                               "(SELECT count(DISTINCT tablename) FROM pg_stats WHERE schemaname = 'public') "
                               "FROM pg_stat_user_tables WHERE schemaname = 'public'", dbname=db)[0]
-
-
-HOLDER = """
-import sys
-sys.path.insert(0, sys.argv[2])
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
-lock = ExclusiveLock(sys.argv[1], 'db_restore (held by the test)').acquire()
-sys.stdout.write('locked\\n')
-sys.stdout.flush()
-sys.stdin.read()
-"""
-
-
-def hold_lock(path):
-    """A second process holding the lock file at path, as a running restore does, until it is killed."""
-    proc = subprocess.Popen([sys.executable, '-c', HOLDER, path, collections_path()], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b'locked'
-    return proc
 
 
 def assert_identical(source, source_db, target, target_db):
@@ -304,7 +286,7 @@ def test_a_held_lock_refuses_a_second_restore_and_changes_nothing(sandbox, scrat
     dumped = direct_dump(sandbox, tmp_path / 'database')
     args = restore_args(sandbox, dumped['path'], 'restored_locked', owner='omero_locked_owner', lock_dir=str(tmp_path))
     lock = dbrestore.database_lock_path(args, 'restored_locked', str(tmp_path))
-    holder = hold_lock(lock)
+    holder = hold_lock(lock, 'db_restore (held by the test)')
     try:
         refused = run_module('db_restore', args)
         assert refused['failed'] and 'already running' in refused['msg'] and 'pid %d' % holder.pid in refused['msg']

@@ -11,8 +11,6 @@ import base64
 import hashlib
 import hmac
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -20,6 +18,7 @@ from ansible_collections.omero.backup.plugins.module_utils import dbdump, dbrest
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, sha256_file, subprocess_runner
 from ansible_collections.omero.backup.plugins.module_utils.dbrestore import DbRestoreError
 from ansible_collections.omero.backup.plugins.module_utils.manifest import write_manifest
+from helpers.locks import hold_lock
 
 SECRET = 'restore-Pa55-word'
 
@@ -94,25 +93,6 @@ def test_scram_verifier_matches_rfc7677_construction():
 
 # ------------------------------------------------------------------ lock
 
-HOLDER = '''
-import sys
-sys.path.insert(0, sys.argv[2])
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
-lock = ExclusiveLock(sys.argv[1], 'db_restore held by a test').acquire()
-sys.stdout.write('locked\\n')
-sys.stdout.flush()
-sys.stdin.read()
-'''
-
-
-def hold_lock(path):
-    """Another process holding the lock at ``path`` until it is killed."""
-    collections = dbrestore.__file__.partition(os.sep + 'ansible_collections' + os.sep)[0]
-    proc = subprocess.Popen([sys.executable, '-c', HOLDER, path, collections], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b'locked'
-    return proc
-
-
 def _conn_params(**overrides):
     params = dict(login_host=None, login_unix_socket=None, port=5432, login_user='postgres', login_password=None,
                   connect_timeout=1)
@@ -144,7 +124,7 @@ def test_lock_dir_defaults_to_the_first_writable_shared_lock_directory():
 def test_a_held_lock_refuses_before_the_dump_is_even_read(tmp_path):
     params = dict(_conn_params(login_unix_socket=str(tmp_path)), src=str(tmp_path / 'no-such-dump'), db='omero',
                   owner='omero', lock_dir=str(tmp_path))
-    holder = hold_lock(dbrestore.database_lock_path(params, 'omero', str(tmp_path)))
+    holder = hold_lock(dbrestore.database_lock_path(params, 'omero', str(tmp_path)), 'db_restore held by a test')
     try:
         with pytest.raises(DbRestoreError) as error:
             dbrestore.restore(params, subprocess_runner)
