@@ -160,16 +160,21 @@ def test_backup_with_the_store_unreachable_records_a_failure_and_no_set(backed_u
     assert description['postgres']['superuser_password'] not in result['stdout']
 
 
+def database_host_down_inventory(plays):
+    """localhost, and omero-db-down: a database host whose ssh port is closed (no traffic leaves loopback)."""
+    inventory = plays / 'database-host-down.yml'
+    inventory.write_text(json.dumps({'all': {'hosts': {
+        'localhost': {'ansible_connection': 'local'},
+        'omero-db-down': {'ansible_connection': 'ssh', 'ansible_host': '127.0.0.1', 'ansible_port': free_tcp_port(),
+                          'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    return inventory
+
+
 def test_backup_with_the_database_host_unreachable_records_a_failure_and_no_set(backed_up):
     description, plays = backed_up
     root = description['root']
     sets_before = store_sets(root)
-    closed_port = free_tcp_port()
-    inventory = plays / 'unreachable-database-host.yml'
-    inventory.write_text(json.dumps({'all': {'hosts': {
-        'localhost': {'ansible_connection': 'local'},
-        'omero-db-down': {'ansible_connection': 'ssh', 'ansible_host': '127.0.0.1', 'ansible_port': closed_port,
-                          'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    inventory = database_host_down_inventory(plays)
     result = run_playbook(demo_play(plays / 'backup-db-down.yml', role_task('backup')), inventory=str(inventory),
                           extra_vars={'omero_demo_sandbox': description, 'omero_backup_database_host': 'omero-db-down'})
     assert result['rc'] != 0, result['stdout'][-6000:]
@@ -221,12 +226,7 @@ def test_restore_with_the_database_host_unreachable_is_refused_and_recorded(back
     description, plays = backed_up
     root = description['root']
     datadir_before = tree_fingerprint(description['datadir'])
-    closed_port = free_tcp_port()
-    inventory = plays / 'unreachable-database.yml'
-    inventory.write_text(json.dumps({'all': {'hosts': {
-        'localhost': {'ansible_connection': 'local'},
-        'omero-db-down': {'ansible_connection': 'ssh', 'ansible_host': '127.0.0.1', 'ansible_port': closed_port,
-                          'ansible_ssh_common_args': '-o BatchMode=yes -o ConnectTimeout=5'}}}}))
+    inventory = database_host_down_inventory(plays)
     result = run_playbook(demo_play(plays / 'restore-db-down.yml', role_task('restore')), inventory=str(inventory),
                           extra_vars={'omero_demo_sandbox': description, 'omero_restore_replace': True,
                                       'omero_backup_database_host': 'omero-db-down'})
