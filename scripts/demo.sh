@@ -30,15 +30,20 @@ trap 'rm -rf "$COLLECTIONS"' EXIT
 mkdir -p "$COLLECTIONS/ansible_collections/omero"
 ln -s "$HERE" "$COLLECTIONS/ansible_collections/omero/backup"
 
+# ansible-playbook on localhost with the collection from this checkout.
+playbook() {
+  PATH="$VENV/bin:$PATH" \
+  ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS" \
+  ANSIBLE_PYTHON_INTERPRETER="$PY" \
+  ANSIBLE_LOCALHOST_WARNING=0 \
+  ANSIBLE_INVENTORY_UNPARSED_WARNING=0 \
+  ANSIBLE_RETRY_FILES_ENABLED=0 \
+  ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
+    "$VENV/bin/ansible-playbook" "$@"
+}
+
 log "running omero.backup.info through ansible-playbook"
-PATH="$VENV/bin:$PATH" \
-ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS" \
-ANSIBLE_PYTHON_INTERPRETER="$PY" \
-ANSIBLE_LOCALHOST_WARNING=0 \
-ANSIBLE_INVENTORY_UNPARSED_WARNING=0 \
-ANSIBLE_RETRY_FILES_ENABLED=0 \
-ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
-  "$VENV/bin/ansible-playbook" -i localhost, "$HERE/playbooks/demo_info.yml" \
+playbook -i localhost, "$HERE/playbooks/demo_info.yml" \
     -e "sandbox_json=$DEMO_ROOT/sandbox.json" -e "backup_dest=$DEMO_ROOT/backups"
 
 log "the whole story: backup -> disaster -> restore -> verify (playbooks/demo.yml)"
@@ -46,14 +51,7 @@ DEMO_VARS=$(mktemp /tmp/omero-backup-demo-vars.XXXXXX.json)   # 0600 by mktemp: 
 trap 'rm -rf "$COLLECTIONS" "$DEMO_VARS"' EXIT
 "$PY" -c 'import json, sys; json.dump({"omero_demo_sandbox": json.load(open(sys.argv[1]))}, open(sys.argv[2], "w"))' \
   "$DEMO_ROOT/sandbox.json" "$DEMO_VARS"
-PATH="$VENV/bin:$PATH" \
-ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS" \
-ANSIBLE_PYTHON_INTERPRETER="$PY" \
-ANSIBLE_LOCALHOST_WARNING=0 \
-ANSIBLE_INVENTORY_UNPARSED_WARNING=0 \
-ANSIBLE_RETRY_FILES_ENABLED=0 \
-ANSIBLE_CALLBACK_RESULT_FORMAT=yaml \
-  "$VENV/bin/ansible-playbook" -i localhost, -c local "$HERE/playbooks/demo.yml" -e "@$DEMO_VARS"
+playbook -i localhost, -c local "$HERE/playbooks/demo.yml" -e "@$DEMO_VARS"
 
 "$PY" - "$DEMO_ROOT/sandbox.json" <<'PYEOF'
 import json, sys

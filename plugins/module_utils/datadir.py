@@ -24,7 +24,8 @@ import time
 
 from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write, fsync_dir, resolve_owner
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, file_timestamp, parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroBackupError, exit_with_result, file_timestamp, module_runner,
+                                                                          parse_duration)
 from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
     Location, Rdiff, glob_escape, interval_seconds, iso, lock_path, parse_location, parse_statistics, parse_verify,
@@ -45,6 +46,39 @@ class DatadirError(OmeroBackupError):
     def __init__(self, message, result=None):
         super(DatadirError, self).__init__(message)
         self.result = result or {}
+
+
+def ssh_argument_spec():
+    """How datadir_backup and datadir_restore reach a remote repository (doc fragment omero.backup.rdiff_ssh)."""
+    return dict(
+        ssh_user=dict(type='str'),
+        ssh_key=dict(type='path', no_log=False),
+        ssh_port=dict(type='int'),
+        ssh_options=dict(type='list', elements='str', default=[]),
+        rdiff_backup=dict(type='str', default='rdiff-backup'),
+        remote_rdiff_backup=dict(type='str', default='rdiff-backup'),
+    )
+
+
+def run_datadir_module(module, operation):
+    """The data dir modules' one way out: ``operation(params, runner, check_mode)`` gives the result; its
+    warnings become task warnings and ``warnings_list``; a DatadirError fails with what the run had found."""
+    try:
+        result = operation(module.params, module_runner(module), check_mode=module.check_mode)
+    except DatadirError as exc:
+        partial = exc.result
+        warnings = partial.pop('warnings', [])
+        partial.pop('msg', None)
+        partial.pop('diff', None)
+        changed = partial.pop('changed', False)
+        module.fail_json(msg=str(exc), changed=changed, warnings_list=warnings, **partial)
+    except OmeroBackupError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    warnings = result.pop('warnings', [])
+    for warning in warnings:
+        module.warn(warning)
+    result['warnings_list'] = warnings
+    exit_with_result(module, result)
 
 
 def _rdiff(params, runner, location_is_remote):
@@ -313,10 +347,8 @@ def _run_backup(rdiff, src, dest, action, params, keep_seconds, now, previous, r
         verify, verify_argv = rdiff.run(['verify'], [dest])
         result['commands'].append(verify_argv)
         result['verify_duration'] = round(time.time() - verify_started, 3)
-        count, files = parse_verify(verify)
-        if verify.rc != 0 or count:
-            result['verified'] = False
-            result['corrupted_files'] = files[:MAX_LISTED]
+        count, files = _damage(verify, result)
+        if count is not None:
             raise DatadirError('verify of %s failed: %d file(s) in the repository do not match their recorded '
                                'checksum (%s); the repository is damaged and later backups do not heal it: start a '
                                'new repository and keep this one for forensics. %s'
@@ -558,13 +590,22 @@ def _restore_steps(rdiff, repo, dest, dest_state, entries, state, params, check_
     _restore_and_swap(rdiff, repo, epoch, dest, dest_state, inside, restore_action, params, result)
 
 
+def _damage(verify, result):
+    """(damaged file count, their names) of an rdiff-backup verify, or (None, []) when it found nothing wrong;
+    a damaged repository is marked in result."""
+    count, files = parse_verify(verify)
+    if verify.rc == 0 and not count:
+        return None, []
+    result['verified'] = False
+    result['corrupted_files'] = files[:MAX_LISTED]
+    return count, files
+
+
 def _verify_before_restore(rdiff, repo, epoch, result):
     outcome, argv = rdiff.run(['verify', '--at', str(epoch)], [repo])
     result['commands'].insert(0, argv)
-    count, files = parse_verify(outcome)
-    if outcome.rc != 0 or count:
-        result['verified'] = False
-        result['corrupted_files'] = files[:MAX_LISTED]
+    count, files = _damage(outcome, result)
+    if count is not None:
         raise DatadirError('verify of the backup of %s in %s failed (%d file(s) damaged: %s); nothing restored. '
                            'Choose another backup with at, or restore without verify and repair the listed files.'
                            % (iso(epoch), repo.spec, count, ', '.join(files[:5]) or outcome.describe()), result)

@@ -28,6 +28,7 @@ description:
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
+  - omero.backup.rdiff_ssh
   - omero.backup.attributes
 attributes:
   check_mode:
@@ -102,36 +103,6 @@ options:
         backups and nothing here reads it.
     type: bool
     default: false
-  ssh_user:
-    description:
-      - User on the backup host for a remote O(dest) (C(ssh -l)).
-    type: str
-  ssh_key:
-    description:
-      - Private key file for a remote O(dest) (C(ssh -i)).
-    type: path
-  ssh_port:
-    description:
-      - ssh port of the backup host.
-    type: int
-  ssh_options:
-    description:
-      - Extra C(ssh -o) options, e.g. V(UserKnownHostsFile=/etc/omero-backup/known_hosts).
-      - ssh always runs with C(BatchMode=yes), so a missing key fails instead of waiting for a password, and with
-        C(ConnectTimeout=30) unless these options set another C(ConnectTimeout).
-    type: list
-    elements: str
-    default: []
-  rdiff_backup:
-    description:
-      - The rdiff-backup command on the managed host.
-    type: str
-    default: rdiff-backup
-  remote_rdiff_backup:
-    description:
-      - The rdiff-backup command on the backup host, e.g. V(sudo rdiff-backup).
-    type: str
-    default: rdiff-backup
 '''
 
 EXAMPLES = r'''
@@ -290,48 +261,23 @@ warnings_list:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
-from ansible_collections.omero.backup.plugins.module_utils.datadir import DEFAULT_EXCLUDES, DatadirError, backup_datadir
+from ansible_collections.omero.backup.plugins.module_utils.datadir import DEFAULT_EXCLUDES, backup_datadir, run_datadir_module, ssh_argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type='path', default='/OMERO'),
-            dest=dict(type='str', required=True),
-            exclude=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDES)),
-            exclude_fulltext=dict(type='bool', default=False),
-            symlinks_outside=dict(type='str', choices=['warn', 'fail', 'ignore'], default='warn'),
-            verify=dict(type='bool', default=True),
-            keep_increments_for=dict(type='str'),
-            skip_if_newer_than=dict(type='str'),
-            file_statistics=dict(type='bool', default=False),
-            ssh_user=dict(type='str'),
-            ssh_key=dict(type='path', no_log=False),
-            ssh_port=dict(type='int'),
-            ssh_options=dict(type='list', elements='str', default=[]),
-            rdiff_backup=dict(type='str', default='rdiff-backup'),
-            remote_rdiff_backup=dict(type='str', default='rdiff-backup'),
-        ),
-        supports_check_mode=True,
+    argument_spec = ssh_argument_spec()
+    argument_spec.update(
+        src=dict(type='path', default='/OMERO'),
+        dest=dict(type='str', required=True),
+        exclude=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDES)),
+        exclude_fulltext=dict(type='bool', default=False),
+        symlinks_outside=dict(type='str', choices=['warn', 'fail', 'ignore'], default='warn'),
+        verify=dict(type='bool', default=True),
+        keep_increments_for=dict(type='str'),
+        skip_if_newer_than=dict(type='str'),
+        file_statistics=dict(type='bool', default=False),
     )
-    try:
-        result = backup_datadir(module.params, module_runner(module), check_mode=module.check_mode)
-    except DatadirError as exc:
-        _finish_failed(module, str(exc), exc.result)
-    except OmeroBackupError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    warnings = result.pop('warnings', [])
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(warnings_list=warnings, **result)
-
-
-def _finish_failed(module, message, partial):
-    warnings = partial.pop('warnings', [])
-    partial.pop('msg', None)
-    changed = partial.pop('changed', False)
-    module.fail_json(msg=message, changed=changed, warnings_list=warnings, **partial)
+    run_datadir_module(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), backup_datadir)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ description:
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
+  - omero.backup.rdiff_ssh
   - omero.backup.postgres
   - omero.backup.attributes
 attributes:
@@ -101,35 +102,6 @@ options:
       - OMERO database whose C(omero.db.uuid) must match the backup's C(.omero/repository/<uuid>).
       - Unset, the check is skipped; when the database cannot be reached, a warning says it was skipped.
     type: str
-  ssh_user:
-    description:
-      - User on the backup host for a remote O(src) (C(ssh -l)).
-    type: str
-  ssh_key:
-    description:
-      - Private key file for a remote O(src) (C(ssh -i)).
-    type: path
-  ssh_port:
-    description:
-      - ssh port of the backup host.
-    type: int
-  ssh_options:
-    description:
-      - Extra C(ssh -o) options. ssh always runs with C(BatchMode=yes), and with C(ConnectTimeout=30) unless these
-        options set another C(ConnectTimeout).
-    type: list
-    elements: str
-    default: []
-  rdiff_backup:
-    description:
-      - The rdiff-backup command on the managed host.
-    type: str
-    default: rdiff-backup
-  remote_rdiff_backup:
-    description:
-      - The rdiff-backup command on the backup host.
-    type: str
-    default: rdiff-backup
 '''
 
 EXAMPLES = r'''
@@ -246,13 +218,13 @@ warnings_list:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
-from ansible_collections.omero.backup.plugins.module_utils.datadir import DatadirError, restore_datadir
+from ansible_collections.omero.backup.plugins.module_utils.datadir import restore_datadir, run_datadir_module, ssh_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
 
 
 def main():
     argument_spec = postgres_argument_spec()
+    argument_spec.update(ssh_argument_spec())
     argument_spec.update(
         src=dict(type='str', required=True),
         dest=dict(type='path', default='/OMERO'),
@@ -263,32 +235,8 @@ def main():
         owner=dict(type='str'),
         group=dict(type='str'),
         db=dict(type='str'),
-        ssh_user=dict(type='str'),
-        ssh_key=dict(type='path', no_log=False),
-        ssh_port=dict(type='int'),
-        ssh_options=dict(type='list', elements='str', default=[]),
-        rdiff_backup=dict(type='str', default='rdiff-backup'),
-        remote_rdiff_backup=dict(type='str', default='rdiff-backup'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = restore_datadir(module.params, module_runner(module), check_mode=module.check_mode)
-    except DatadirError as exc:
-        partial = exc.result
-        warnings = partial.pop('warnings', [])
-        partial.pop('msg', None)
-        partial.pop('diff', None)
-        changed = partial.pop('changed', False)
-        module.fail_json(msg=str(exc), changed=changed, warnings_list=warnings, **partial)
-    except OmeroBackupError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    warnings = result.pop('warnings', [])
-    for warning in warnings:
-        module.warn(warning)
-    diff = result.pop('diff', None)
-    if module._diff and diff:
-        result['diff'] = diff
-    module.exit_json(warnings_list=warnings, **result)
+    run_datadir_module(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), restore_datadir)
 
 
 if __name__ == '__main__':
