@@ -329,6 +329,7 @@ from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.cleanse import CleanseRefused, SUBDIRECTORIES, cleanse
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import omero_cli_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def _diff(result):
@@ -364,6 +365,7 @@ def main():
         lock_dir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module)
     if module.params['backend'] == 'database' and not postgres.HAS_PSYCOPG2:
         module.fail_json(msg='psycopg2 is required on the managed host (pip install psycopg2-binary)',
                          exception=postgres.PSYCOPG2_IMPORT_ERROR)

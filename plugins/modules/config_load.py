@@ -181,6 +181,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, module_runner, OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import MANAGED_CONFIG_FILE, OmeroConfig, load
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -193,6 +194,7 @@ def main():
         managed_config_file=dict(type='str', default=MANAGED_CONFIG_FILE),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module)
     params = module.params
     if '/' in params['managed_config_file'] or not params['managed_config_file'].endswith('.omero'):
         module.fail_json(msg='managed_config_file must be a plain file name ending in .omero, not %r' % params['managed_config_file'])

@@ -170,6 +170,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, module_runner, OmeroBackupError, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -181,6 +182,7 @@ def main():
         group=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module)
     report_results_as_given(module)
     params = module.params
     cli = OmeroCli(module_runner(module), omerodir=params['omerodir'], omero_command=params['omero_command'],

@@ -262,6 +262,7 @@ warnings_list:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.datadir import DEFAULT_EXCLUDES, backup_datadir, run_datadir_module, ssh_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -277,7 +278,9 @@ def main():
         skip_if_newer_than=dict(type='str'),
         file_statistics=dict(type='bool', default=False),
     )
-    run_datadir_module(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), backup_datadir)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module, locations=['dest'])
+    run_datadir_module(module, backup_datadir)
 
 
 if __name__ == '__main__':

@@ -220,6 +220,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.datadir import restore_datadir, run_datadir_module, ssh_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -236,7 +237,9 @@ def main():
         group=dict(type='str'),
         db=dict(type='str'),
     )
-    run_datadir_module(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True), restore_datadir)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module, locations=['src'])
+    run_datadir_module(module, restore_datadir)
 
 
 if __name__ == '__main__':

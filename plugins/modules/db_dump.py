@@ -244,6 +244,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.dbdump import dump
 from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -266,6 +267,7 @@ def main():
         pg_bindir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module, jobs=['jobs'])
     # For a directory dump a stat() of RV(path) would report 4096 bytes, not the dump.
     report_results_as_given(module)
     try:

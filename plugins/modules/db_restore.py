@@ -244,6 +244,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
 from ansible_collections.omero.backup.plugins.module_utils.dbrestore import DbRestoreError, restore
 from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -264,6 +265,7 @@ def main():
         pg_bindir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module, jobs=['jobs'])
     try:
         result = restore(module.params, module_runner(module), check_mode=module.check_mode)
     except DbRestoreError as exc:

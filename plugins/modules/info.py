@@ -148,6 +148,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.common import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.info import gather
 from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -159,6 +160,7 @@ def main():
         backup_dest=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module)
     facts = gather(module.params, module_runner(module))
     module.exit_json(changed=False, **facts)
 

@@ -142,6 +142,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import relocate
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -156,6 +157,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    check_params(module, relative_to={'path': 'omerodir'})
     try:
         result = relocate(module.params, check_mode=module.check_mode)
     except (OmeroBackupError, OSError, ValueError) as exc:

@@ -171,6 +171,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, OmeroBackupError, report_results_as_given
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -185,6 +186,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    check_params(module)
     report_results_as_given(module)
     try:
         result = housekeeping(module.params, check_mode=module.check_mode)

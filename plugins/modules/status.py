@@ -136,6 +136,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.status import record
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -156,6 +157,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    check_params(module)
     try:
         result = record(module.params, time.time(), check_mode=module.check_mode)
     except OmeroBackupError as exc:

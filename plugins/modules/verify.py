@@ -144,6 +144,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.verify import run
+from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
 def main():
@@ -157,6 +158,7 @@ def main():
         fail_on_problems=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_params(module)
     if module.params['sample'] < 0:
         module.fail_json(msg='sample must be 0 or more, got %d' % module.params['sample'])
     try:
