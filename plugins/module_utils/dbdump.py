@@ -30,6 +30,7 @@ from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroB
 from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock
 from ansible_collections.omero.backup.plugins.module_utils.manifest import (ManifestError, manifest_path_for, read_manifest,
                                                                             write_manifest)
+from ansible_collections.omero.backup.plugins.module_utils.output import tail
 
 SUFFIXES = {'custom': '.pg_dump', 'directory': '.pg_dump.d'}
 ROLES_SUFFIX = '.roles.sql'
@@ -58,7 +59,7 @@ def scrub(text, params):
         secret = params.get(key)
         if secret:
             text = text.replace(secret, '********')
-    return text[-2000:]
+    return tail(text)
 
 
 def dump_name(db, stamp, fmt):

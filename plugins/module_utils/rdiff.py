@@ -19,6 +19,7 @@ import shlex
 import time
 
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.output import tail
 
 RDIFF_BACKUP = 'rdiff-backup'
 
@@ -163,7 +164,7 @@ class Outcome(object):
         self.warned = bool(rc & (RC_WARNING | RC_FILE_WARNING)) and not self.failed
 
     def describe(self):
-        detail = '; '.join(self.messages[-12:]) or (self.err.strip() or self.out.strip())[-2000:] or 'no message'
+        detail = tail('; '.join(self.messages[-12:]) or self.err.strip() or self.out.strip()) or 'no message'
         return 'rdiff-backup %s exited %d: %s' % (self.action, self.rc, detail)
 
 
@@ -194,7 +195,7 @@ class Rdiff(object):
         match = re.search(r'rdiff-backup\s+(\d+)\.(\d+)(?:\.(\d+))?', out or '')
         if rc != 0 or not match:
             raise RdiffError('cannot run %s --version (is rdiff-backup 2.2 installed?): %s'
-                             % (self.executable, (err or out or 'rc %d' % rc).strip()))
+                             % (self.executable, tail(err or out) or 'rc %d' % rc))
         version = tuple(int(part or 0) for part in match.groups())
         if version < (2, 2):
             raise RdiffError('rdiff-backup %s is too old: the action syntax needs 2.2 or newer' % '.'.join(map(str, version)))
