@@ -14,6 +14,8 @@ __metaclass__ = type
 import os
 import pwd
 
+from ansible_collections.omero.backup.plugins.module_utils.output import tail
+
 DEFAULT_OMERODIR = '/opt/omero/server/OMERO.server'
 DEFAULT_USER = 'omero-server'
 
@@ -79,5 +81,5 @@ class OmeroCli(object):
         rc, out, err = self.runner(self.argv(*args), env=self.env(extra_env), data=data, cwd=cwd)
         if check and rc != 0:
             command = ' '.join(str(a) for a in args)
-            raise OmeroCliError('omero %s failed (rc=%d): %s' % (command, rc, (err or out or '').strip()))
+            raise OmeroCliError('omero %s failed (rc=%d): %s' % (command, rc, tail(err or out)))
         return rc, out, err

@@ -14,6 +14,8 @@ __metaclass__ = type
 import re
 import traceback
 
+from ansible_collections.omero.backup.plugins.module_utils.output import tail
+
 PSYCOPG2_IMPORT_ERROR = None
 try:
     import psycopg2
@@ -126,7 +128,7 @@ def client_version(runner, tool='pg_dump'):
     rc, out, err = runner([tool, '--version'])
     match = _VERSION.search(out or '')
     if rc != 0 or not match:
-        raise PostgresError('cannot run %s --version: %s' % (tool, (err or out or 'rc=%d' % rc).strip()))
+        raise PostgresError('cannot run %s --version: %s' % (tool, tail(err or out) or 'rc=%d' % rc))
     major = int(match.group(1))
     minor = int(match.group(2) or 0)
     return major, minor, '%d.%d' % (major, minor)
