@@ -37,6 +37,7 @@ from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open, fsync_dir
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
 from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
+from ansible_collections.omero.backup.plugins.module_utils.names import ID_DIRECTORY
 from ansible_collections.omero.backup.plugins.module_utils.locking import (AlreadyRunning, ExclusiveLock, datadir_lock_path,
                                                                            lock_file_hint)
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
@@ -47,7 +48,7 @@ TABLES = {'Pixels': 'pixels', 'Files': 'originalfile', 'Thumbnails': 'thumbnail'
 OMERO_QUERY_BATCH = 25
 # The server only ever creates Dir-NNN directories below the three roots; any
 # other directory is not its work and is left alone with everything in it.
-_ID_DIRECTORY = re.compile(r'^Dir-\d{3}\Z')
+_ID_DIRECTORY = ID_DIRECTORY  # names.py: exactly three ASCII digits, anchored with \Z
 _SPOOL_SEPARATOR = '\t'
 
 

@@ -6,16 +6,17 @@
 The file name is the id; the directories are the id without its last three
 digits, cut into groups of three from the most significant, each ``Dir-%03d``.
 Integer arithmetic throughout: omero-py's Python copy divides with ``/`` and
-puts ids 999001-999999 in the wrong directory.
+puts ids 999001-999999 in the wrong directory. Which names are ids is the
+rule of names.py (shared with the Dir-NNN and rolled-log rules).
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import re
+from ansible_collections.omero.backup.plugins.module_utils import names
 
-# <id>, <id>_pyramid, .<id>_pyramid.pyr_lock, .<id>_pyramid<anything>.tmp
-_ENTRY_NAME = re.compile(r'^(?:(\d+)(?:_pyramid)?|\.(\d+)_pyramid\.pyr_lock|\.(\d+)_pyramid.*\.tmp)\Z')
+# The largest id whose plain name entry_ids() takes without a per-name check: 18 digits stay below bigint's limit.
+_FAST_DIGITS = 18
 
 
 def id_to_dirs(object_id):
@@ -36,21 +37,22 @@ def id_to_relpath(object_id):
 
 
 def entry_id(basename):
-    """The object id a data-dir entry belongs to, or None for names cleanse must keep."""
-    match = _ENTRY_NAME.match(basename)
-    if not match:
-        return None
-    return int(next(group for group in match.groups() if group is not None))
+    """The object id a data-dir entry belongs to, or None for names cleanse must keep (names.entry_id: ASCII
+    digits without a leading zero, up to PostgreSQL's bigint; ``0997``, ``١٢٣`` and ``12\\n`` are kept)."""
+    return names.entry_id(basename)
 
 
-def entry_ids(names):
-    """entry_id() of many names, for directory walks: the same rule, with a fast path for the plain ``<id>`` form.
+def entry_ids(entries):
+    """entry_id() of many names, for directory walks: the same rule, with a fast path for a directory of plain ids.
 
-    str.isdecimal() is exactly the regex's ``\\d`` (Unicode category Nd); any
-    other name goes through entry_id(), so both always agree.
+    The fast path runs in C: the names joined by "/" (which no name holds) must be ASCII digits, none may
+    start with 0 and none be longer than 18 digits; then int() of each is its id. Any other directory goes
+    name by name through entry_id(), so both always agree.
     """
-    if all(map(str.isdecimal, names)):
-        # The common directory, ids only: both passes run in C. isdecimal() first,
-        # since int() alone would also take ' 12', '+5' and '1_000'.
-        return list(map(int, names))
-    return [int(name) if name.isdecimal() else entry_id(name) for name in names]
+    entries = list(entries)
+    if entries:
+        joined = '/'.join(entries)
+        if (joined.isascii() and joined.replace('/', '').isdigit() and '/0' not in '/' + joined
+                and min(map(len, entries)) > 0 and max(map(len, entries)) <= _FAST_DIGITS):
+            return list(map(int, entries))
+    return [names.entry_id(name) for name in entries]

@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, id_to_dirs, id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids, id_to_dirs, id_to_relpath
 
 
 @pytest.mark.parametrize('object_id, relpath', [
@@ -60,3 +60,25 @@ def test_entry_id_follows_cleanse_name_rule(name, expected):
 @pytest.mark.parametrize('name', ['123\n', '.5_pyramidX.tmp\n', '7_pyramid\n'])
 def test_trailing_newline_is_not_an_id(name):
     assert entry_id(name) is None
+
+
+@pytest.mark.parametrize('name', [
+    '\u0661\u0662\u0663',          # Arabic-Indic digits: str.isdecimal() and \d take them, OMERO never writes them
+    '\uff11\uff12',                # fullwidth digits
+    '0997', '0', '00', '0_pyramid', '.0997_pyramid.pyr_lock',
+    '99999999999999999999',        # above PostgreSQL bigint: no id column can hold it
+    '12 ', ' 12', '+5', '1_000', '12\n', '12\udce9',
+])
+def test_names_that_are_not_ids_are_kept(name):
+    assert entry_id(name) is None
+    assert entry_ids([name]) == [None]
+    assert entry_ids(['5', name, '7']) == [5, None, 7]
+
+
+def test_entry_ids_fast_path_agrees_with_entry_id():
+    plain = [str(n) for n in range(1, 5000, 7)] + ['999999999999999999', '9223372036854775807']
+    assert entry_ids(plain) == [int(n) for n in plain]
+    assert entry_ids(['9223372036854775808']) == [None]
+    assert entry_ids([]) == []
+    mixed = plain + ['0997', '12_pyramid', '\u0661']
+    assert entry_ids(mixed) == [entry_id(name) for name in mixed]
