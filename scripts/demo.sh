@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make demo`: build the sandbox (a miniature OMERO.server) at a fixed place and
 # run the collection against it on localhost. Rebuilt from scratch on every run.
-#   OMERO_BACKUP_DEMO_ROOT  where the sandbox lives (default /var/tmp/omero-backup-demo)
+# The place is under root-owned /var/lib, not world-writable /var/tmp, where
+# another local user could take the name first.
+#   OMERO_BACKUP_DEMO_ROOT  where the sandbox lives (default /var/lib/omero-backup-demo)
 #   OMERO_BACKUP_DEMO_OBJECTS  how many data-dir objects (default 200)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${OMERO_BACKUP_VENV:-/var/cache/omero-backup/venv}
-DEMO_ROOT=${OMERO_BACKUP_DEMO_ROOT:-/var/tmp/omero-backup-demo}
+DEMO_ROOT=${OMERO_BACKUP_DEMO_ROOT:-/var/lib/omero-backup-demo}
 OBJECTS=${OMERO_BACKUP_DEMO_OBJECTS:-200}
 PY="$VENV/bin/python"
 
