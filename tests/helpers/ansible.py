@@ -81,10 +81,11 @@ def _parse_json_output(proc, argv):
 
 
 def run_playbook(path, extra_vars=None, check=False, diff=False, inventory='localhost,', limit=None, extra_args=(),
-                 env=None, timeout=DEFAULT_TIMEOUT):
+                 env=None, timeout=DEFAULT_TIMEOUT, cwd=None):
     """Run a playbook; returns {'rc', 'stats', 'plays', 'stdout', 'stderr'} from the json callback.
 
-    Extra vars go through a 0600 file, never argv, since they often carry passwords.
+    Extra vars go through a 0600 file, never argv, since they often carry passwords. ``cwd``: where
+    ansible-playbook starts, and so the working directory of modules run over the local connection.
     """
     workdir = tempfile.mkdtemp(prefix='omero-backup-play-')
     try:
@@ -103,7 +104,7 @@ def run_playbook(path, extra_vars=None, check=False, diff=False, inventory='loca
             argv += ['--limit', limit]
         argv += list(extra_args) + [path]
         proc = subprocess.run(argv, env=ansible_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout, check=False, cwd=workdir)
+                              universal_newlines=True, timeout=timeout, check=False, cwd=cwd or workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     parsed = _parse_json_output(proc, argv)
@@ -135,7 +136,7 @@ def _unsafe_yaml(value):
     return json.dumps(value)
 
 
-def run_module(module_name, args, check=False, diff=False, become_user=None, env=None, timeout=DEFAULT_TIMEOUT):
+def run_module(module_name, args, check=False, diff=False, become_user=None, env=None, timeout=DEFAULT_TIMEOUT, cwd=None):
     """Run omero.backup.<module_name> (or a fully qualified name) with args on localhost; returns its result dict.
 
     The result carries `failed`, `msg`, `changed`, `diff` (with diff=True) and the module's return values.
@@ -153,7 +154,7 @@ def run_module(module_name, args, check=False, diff=False, become_user=None, env
         with open(playbook, 'w') as handle:
             handle.write(play)
         os.chmod(playbook, 0o600)  # the args may hold passwords
-        result = run_playbook(playbook, check=check, diff=diff, env=env, timeout=timeout)
+        result = run_playbook(playbook, check=check, diff=diff, env=env, timeout=timeout, cwd=cwd)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     module_result = task_result(result, 'module under test')
