@@ -88,11 +88,11 @@ def to_bytes(name):
 
 def escape(name):
     """How results and messages show a name: a printable UTF-8 name without a backslash as it is; in any other
-    name each backslash, newline, tab and CR is written ``\\\\``, ``\\n``, ``\\t``, ``\\r``, each undecodable byte
-    ``\\xNN`` and any other unprintable character ``\\uNNNN`` (or ``\\UNNNNNNNN``).
+    name each backslash, newline, tab and CR is written ``\\\\``, ``\\n``, ``\\t``, ``\\r``, each byte that is not
+    UTF-8 ``\\xNN``, and each other unprintable character as the ``\\xNN`` of its UTF-8 bytes.
 
-    One name, one form, and back (``unescape``): a plain name never holds a backslash, and ``\\x`` is only
-    ever a raw byte, ``\\u`` only ever a character.
+    One name, one form, and back (``unescape``): a plain name never holds a backslash. The same text as
+    fsname.escape_name() (cleanse's results), so every module shows a name alike.
     """
     if isinstance(name, bytes):
         name = name.decode('utf-8', 'surrogateescape')
@@ -107,14 +107,12 @@ def escape(name):
             out.append('\\x%02x' % (code - 0xdc00))
         elif char.isprintable():
             out.append(char)
-        elif code <= 0xffff:
-            out.append('\\u%04x' % code)
         else:
-            out.append('\\U%08x' % code)
+            out.extend('\\x%02x' % byte for byte in char.encode('utf-8', 'surrogatepass'))
     return ''.join(out)
 
 
-_ESCAPE = re.compile(r'\\(?:(\\)|([nrt])|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))')
+_ESCAPE = re.compile(r'\\(?:(\\)|([nrt])|x([0-9a-f]{2}))')
 
 
 def unescape(text):
@@ -123,15 +121,13 @@ def unescape(text):
     position = 0
     for match in _ESCAPE.finditer(text):
         out += text[position:match.start()].encode('utf-8')
-        backslash, letter, byte, short, long_ = match.groups()
+        backslash, letter, byte = match.groups()
         if backslash:
             out += b'\\'
         elif letter:
             out += {'n': b'\n', 'r': b'\r', 't': b'\t'}[letter]
-        elif byte:
-            out.append(int(byte, 16))
         else:
-            out += chr(int(short or long_, 16)).encode('utf-8', 'surrogatepass')
+            out.append(int(byte, 16))
         position = match.end()
     out += text[position:].encode('utf-8')
     return bytes(out)

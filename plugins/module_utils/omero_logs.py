@@ -9,8 +9,9 @@ descriptor. ``omero admin start`` regenerates ``etc/grid/(win)default.xml`` from
 the generated files are what the running server used. Every reading and
 writing of that variable goes through this file.
 
-Housekeeping touches only rolled files (``NAME.log.N``) and the compressed
-files it made from them. The server's own rollover renames ``.1`` to ``.2`` and
+Housekeeping touches only rolled files (``NAME.log.N``) and their compressed
+forms (``NAME.log.N.gz``, made by hand or by logrotate, and the files this
+module makes); which names those are is the rule of names.py. The server's own rollover renames ``.1`` to ``.2`` and
 so on and knows nothing of ``.gz`` files, so a compressed file is named after
 the time its last line was written (``NAME.log.20261120T101500Z.gz``), a name
 the rollover never produces and therefore never collides with.
@@ -34,6 +35,7 @@ import xml.etree.ElementTree as ET
 from ansible_collections.omero.backup.plugins.module_utils.atomic import (
     TEMP_PREFIX, apply_owner, fsync_dir, publish, temp_sibling)
 from ansible_collections.omero.backup.plugins.module_utils.common import CHUNK, OmeroBackupError, parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.names import LIVE_LOG, ROLLED_LOG, escape, escaped_list
 
 DEFAULT_OMERODIR = '/opt/omero/server/OMERO.server'
 DEFAULT_USER = 'omero-server'
@@ -52,9 +54,10 @@ DESCRIPTORS = (
 
 STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
 # NAME.log.N as the server rolls it, NAME.log.STAMP[-K] for a file whose compression was interrupted,
-# each optionally .gz (ours, or compressed by hand / logrotate as NAME.log.N.gz).
-ROLLED = re.compile(r'^(?P<log>[^/]+\.log)\.(?P<generation>\d+|\d{8}T\d{6}Z(?:-\d+)?)(?P<gz>\.gz)?$')
-LIVE = re.compile(r'^[^/]+\.log$')
+# each optionally .gz (ours, or compressed by hand / logrotate as NAME.log.N.gz): ASCII digits, no control
+# character, anchored with \Z, so 'Blitz-0.log.7\n' or 'Blitz-0.log.\u0667' is some other file and kept.
+ROLLED = ROLLED_LOG
+LIVE = LIVE_LOG
 GZIP_LEVEL = 6
 
 
@@ -262,7 +265,7 @@ class Rolled(object):
 
     def sort_key(self):
         # Newest first; the rollover's .1 is newer than .2 when mtimes tie.
-        order = int(self.generation) if self.generation.isdigit() else 0
+        order = int(self.generation) if self.generation.isascii() and self.generation.isdigit() else 0
         return (-self.mtime, order, self.name)
 
 
@@ -368,7 +371,8 @@ def compress(entry):
             raw.flush()
             os.fsync(raw.fileno())
         if _gzip_digest(tmp) != (digest.hexdigest(), st.st_size):
-            raise LogsError('compressed copy of %s does not read back as the original; the original was kept' % entry.path)
+            raise LogsError('compressed copy of %s does not read back as the original; the original was kept'
+                            % escape(entry.path))
         os.chmod(tmp, stat.S_IMODE(st.st_mode))
         _keep_owner(tmp, st)
         os.utime(tmp, (st.st_atime, st.st_mtime))
@@ -409,7 +413,7 @@ def _publish_compressed(tmp, entry, digest, st):
             continue
         publish(tmp, final)
         return name, False
-    raise LogsError('no free name for the compressed copy of %s' % entry.path)
+    raise LogsError('no free name for the compressed copy of %s' % escape(entry.path))
 
 
 def _delete(entry):
@@ -476,10 +480,26 @@ def housekeeping(params, check_mode=False, now=None):
         result['logs'][log] = report
     if not check_mode and state == 'absent' and result['changed']:
         fsync_dir(path)
-    result['diff'] = {'before': ''.join(name + '\n' for name in sorted(before)),
-                      'after': ''.join(name + '\n' for name in sorted(set(after))),
+    _show_names(result)
+    result['diff'] = {'before': ''.join(escape(name) + '\n' for name in sorted(before)),
+                      'after': ''.join(escape(name) + '\n' for name in sorted(set(after))),
                       'before_header': path, 'after_header': path}
     return result
+
+
+def _show_names(result):
+    """File names in the result as names.escape() shows them (a result cannot carry undecodable bytes, and a
+    newline would be lost in a listing), with the exact bytes of each escaped one in ``names_b64``."""
+    names_b64 = {}
+    shown = {}
+    for log, report in result['logs'].items():
+        for key in ('files', 'kept', 'created'):
+            report[key] = escaped_list(report[key], names_b64)
+        for skipped in report['skipped']:
+            skipped['name'] = escaped_list([skipped['name']], names_b64)[0]
+        shown[escaped_list([log], names_b64)[0]] = report
+    result['logs'] = shown
+    result['names_b64'] = names_b64
 
 
 # ---------------------------------------------------------------------------
@@ -642,14 +662,16 @@ def relocate(params, check_mode=False):
             duplicate = False
             if os.path.lexists(destination):
                 if not os.path.isfile(destination) or not _same_content(source, destination):
-                    raise LogsError('%s and %s both exist with different content; nothing was changed' % (source, destination))
+                    raise LogsError('%s and %s both exist with different content; nothing was changed'
+                                    % (escape(source), escape(destination)))
                 duplicate = True
             moves.append((name, source, destination, duplicate))
         busy = open_files([source for name, source, destination, duplicate in moves])
         if busy:
             raise LogsError('refusing to move logs that are open (stop OMERO.server first): %s; nothing was changed'
-                            % ', '.join('%s (pid %d)' % (os.path.basename(path), pid) for path, pid in sorted(busy.items())))
+                            % ', '.join('%s (pid %d)' % (escape(os.path.basename(path)), pid) for path, pid in sorted(busy.items())))
 
+    names_b64 = {}
     result = {
         'path': target,
         'value': value,
@@ -657,7 +679,8 @@ def relocate(params, check_mode=False):
         'previous_source': previous_source,
         'descriptors': [descriptor.relpath for descriptor, text in edits],
         'created': create,
-        'moved': [name for name, source, destination, duplicate in moves],
+        'moved': escaped_list([name for name, source, destination, duplicate in moves], names_b64),
+        'names_b64': names_b64,
         'changed': bool(edits or create or moves),
         'diff': [{'before_header': descriptor.relpath, 'after_header': descriptor.relpath,
                   'before': descriptor.text, 'after': text} for descriptor, text in edits],

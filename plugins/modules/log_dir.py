@@ -80,6 +80,9 @@ notes:
   - O(move_logs) moves from the directory the descriptors named before this run, so it only has an effect in the run
     that changes the directory.
   - Run as root, so that the directory can be given to O(user) and open logs of the server are visible.
+  - Which files are logs is the rule of M(omero.backup.logs) (C(NAME.log), C(NAME.log.N), their C(.gz) forms; no
+    control character in NAME). File names are bytes and are moved as they are; names in RV(moved) that are not
+    printable UTF-8, or hold a backslash, are shown escaped (C(\xe9)), with their exact bytes in RV(names_b64).
 seealso:
   - module: omero.backup.logs
 '''
@@ -136,6 +139,11 @@ moved:
   type: list
   elements: str
   sample: ["Blitz-0.log", "Blitz-0.log.1"]
+names_b64:
+  description: For every name in RV(moved) shown escaped, the escaped form mapped to the base64 of its exact bytes.
+  returned: always
+  type: dict
+  sample: {"caf\\xe9.log": "Y2Fm6S5sb2c="}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
