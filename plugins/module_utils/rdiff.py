@@ -12,13 +12,13 @@ __metaclass__ = type
 
 import calendar
 import datetime
-import hashlib
 import os
 import re
 import shlex
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.locking import keyed_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.output import tail
 
 RDIFF_BACKUP = 'rdiff-backup'
@@ -33,7 +33,6 @@ _KNOWN_RC_BITS = RC_ERROR | RC_WARNING | RC_FILE_ERROR | RC_FILE_WARNING
 NO_REPOSITORY_MESSAGE = "couldn't be identified as being within an existing backup repository"
 REGRESS_MESSAGE = 'regressing destination now'
 LOCK_SUFFIX = '.omero-backup.lock'
-REMOTE_LOCK_DIRS = ('/run/lock', '/var/lock', '/tmp')
 SSH_CONNECT_TIMEOUT = 30
 
 # A host part that is safe to hand to the ssh command line rdiff-backup runs through a shell.
@@ -41,10 +40,6 @@ _HOST = re.compile(r'^(?:[A-Za-z0-9_.+-]+@)?[A-Za-z0-9_.-]+$')
 _STAT_LINE = re.compile(r'^([A-Za-z]+) (-?[0-9]+(?:\.[0-9]+)?)(?: \(.*\))?$')
 _CORRUPT_FILE = re.compile(r"Computed SHA1 digest of file (.*?) '[0-9a-f]*' doesn't match")
 _CORRUPT_COUNT = re.compile(r'Verification found (\d+) potentially corrupted files')
-# rdiff-backup's own interval units: m is minutes, M months (30 days), Y years (365 days).
-_INTERVAL_PART = re.compile(r'(\d+)([smhDdWwMYy])')
-_INTERVAL_SECONDS = {'s': 1, 'm': 60, 'h': 3600, 'D': 86400, 'd': 86400, 'W': 7 * 86400, 'w': 7 * 86400,
-                     'M': 30 * 86400, 'Y': 365 * 86400, 'y': 365 * 86400}
 _BACKUPS_AGO = re.compile(r'^(\d+)B$')
 
 
@@ -127,22 +122,22 @@ def remote_schema(ssh_user=None, ssh_key=None, ssh_port=None, ssh_options=None, 
     return '%s {h} %s server' % (quoted, ' '.join(shlex.quote(part) for part in shlex.split(remote_command)))
 
 
-def lock_path(location, lock_dirs=REMOTE_LOCK_DIRS):
+def lock_path(location, lock_dir=None):
     """Where our lock for a repository lives.
 
     Local: a sibling of the repository, on the same filesystem; not inside it,
     where the next backup would treat the lock as a deleted source file.
-    Remote: a local file keyed by ``host::path`` (it serialises runs from this
-    machine only; rdiff-backup's own lock is not reliable).
+    Remote: a local file keyed by ``host::path`` in the lock directory of
+    locking.keyed_lock_path (root's /run/omero-backup, 0700), which serialises
+    runs from this machine only; rdiff-backup's own lock is not reliable.
     """
     if not location.is_remote:
         parent, base = os.path.split(location.path.rstrip('/') or '/')
         return os.path.join(parent or '/', '.' + (base or 'root') + LOCK_SUFFIX)
-    digest = hashlib.sha256(location.spec.encode('utf-8')).hexdigest()[:20]
-    for directory in lock_dirs:
-        if os.path.isdir(directory) and os.access(directory, os.W_OK):
-            return os.path.join(directory, 'omero-backup-rdiff-%s.lock' % digest)
-    raise RdiffError('no writable lock directory among %s' % ', '.join(lock_dirs))
+    try:
+        return keyed_lock_path('rdiff', location.spec, lock_dir)
+    except OSError as exc:
+        raise RdiffError('no lock directory for %s: %s' % (location.spec, exc.strerror or exc))
 
 
 class Outcome(object):
@@ -300,15 +295,15 @@ def glob_escape(path):
 
 
 def interval_seconds(text, what='interval'):
-    """Seconds in an rdiff-backup interval such as ``8W``, ``1D12h`` or ``90m`` (m minutes, M months)."""
-    value = str(text).strip()
-    if value.isdigit():
-        return int(value)
-    parts = _INTERVAL_PART.findall(value)
-    if not parts or _INTERVAL_PART.sub('', value):
-        raise RdiffError('%s %r: use rdiff-backup units s, m (minutes), h, D, W, M (30 days), Y (e.g. 8W, 1D12h)'
-                         % (what, text))
-    return sum(int(number) * _INTERVAL_SECONDS[unit] for number, unit in parts)
+    """Seconds in an interval such as ``8W``, ``1D12h`` or ``90m``: the collection's one grammar (common.parse_duration),
+    whose units are rdiff-backup's (m minutes, M months of 30 days, Y years of 365 days).
+
+    A value handed on to rdiff-backup goes as common.rdiff_backup_interval(seconds), never as the text given.
+    """
+    try:
+        return parse_duration(text, what)
+    except OmeroBackupError as exc:
+        raise RdiffError(str(exc))
 
 
 def iso(epoch):

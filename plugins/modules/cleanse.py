@@ -33,6 +33,7 @@ author:
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.durations
 attributes:
   check_mode:
     support: full
@@ -88,7 +89,8 @@ options:
   min_age:
     description:
       - Files modified more recently than this are never removed (OMERO.server may be writing them).
-      - A duration such as V(90m), V(1h), V(2d), or a number of seconds.
+      - A duration such as V(90m), V(1h), V(2d), or a number of seconds (see the notes on durations; V(1m) is one
+        minute, V(1M) thirty days).
       - With O(backend=omero), which cannot skip single files, any young orphan makes the module refuse.
     type: str
     default: 1h
@@ -159,8 +161,12 @@ options:
   lock_dir:
     description:
       - Directory of the data dir lock file.
-      - Unset takes the first writable of C(/run/lock), C(/var/lock) and C(/tmp), like the remote repository locks of
-        M(omero.backup.datadir_backup). Every run against the same data dir must use the same directory.
+      - Unset takes the collection's lock directory, C(/run/omero-backup) for root (made with mode 0700 when missing), C(~/.omero-backup-locks)
+        of the running user otherwise. A lock directory must be owned by the running user or root, writable by its
+        owner only, and not a symlink; a lock file in it that another user made (or a symlink) is refused with a
+        message naming its owner, so no local user can hold or redirect the lock.
+      - Every run against the same data dir must use the same directory (runs as different users do not share the
+        default one).
     type: path
   session_idle_timeout:
     description:
@@ -320,7 +326,7 @@ lock:
   description: The data dir lock file held during the run, V(null) in check mode (which takes none).
   returned: always
   type: str
-  sample: /run/lock/omero-backup-datadir-0c2b4f1e9a8d7c6b5a41.lock
+  sample: /run/omero-backup/omero-backup-datadir-0c2b4f1e9a8d7c6b5a41.lock
 '''
 
 from ansible.module_utils.basic import AnsibleModule

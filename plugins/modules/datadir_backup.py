@@ -19,7 +19,8 @@ description:
     directory to its database), C(ManagedRepository), C(FullText) and the C(backup) directory holding dumps and config.
   - Takes a lock of its own per repository (rdiff-backup's lock is not reliable), so a second run against the same
     repository fails at once. For a local O(dest) the lock is a sibling file C(.<name>.omero-backup.lock); for a remote
-    one it is a local file under C(/run/lock) keyed by C(host::path), which serialises runs from this host only.
+    one it is a local file keyed by C(host::path) in the collection's lock directory (C(/run/omero-backup), mode 0700,
+    for root; C(~/.omero-backup-locks) for another user), which serialises runs from this host only.
   - A run that finds an earlier backup interrupted (killed, host crashed) lets rdiff-backup roll it back first and says
     so in RV(regressed); rdiff-backup then exits 2, which this module does not count as a failure.
   - rdiff-backup exit codes are bit flags; an error (1) or a file error (4) fails the task, a warning (2, 8) is
@@ -30,6 +31,7 @@ author:
 extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.attributes
+  - omero.backup.durations
 attributes:
   check_mode:
     support: full
@@ -89,13 +91,15 @@ options:
     default: true
   keep_increments_for:
     description:
-      - Remove increments older than this, in rdiff-backup's units (C(s), C(m) minutes, C(h), C(D), C(W), C(M) months,
-        C(Y)), e.g. V(8W). The newest backup is never removed.
-      - Runs C(rdiff-backup --force remove increments --older-than) after a successful backup (or a skipped one).
+      - Remove increments older than this duration, e.g. V(8w) or V(6M) (six months; V(6m) is six minutes, see the
+        notes on durations). The newest backup is never removed.
+      - Runs C(rdiff-backup --force remove increments --older-than NNNs), the duration in seconds, after a successful
+        backup (or a skipped one).
     type: str
   skip_if_newer_than:
     description:
-      - Do nothing (V(changed=false)) when the newest backup in O(dest) is younger than this duration, e.g. V(20h).
+      - Do nothing (V(changed=false)) when the newest backup in O(dest) is younger than this duration, e.g. V(20h)
+        (see the notes on durations).
     type: str
   file_statistics:
     description:

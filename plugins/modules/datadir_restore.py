@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.durations
 attributes:
   check_mode:
     support: full
@@ -43,9 +44,9 @@ notes:
     modification times). Restoring the same backup again is V(changed=false) as long as the tree still matches that
     fingerprint; once the tree has changed, O(state=present) refuses and O(state=replaced) restores again.
   - The marker file is small and harmless to OMERO; it is part of the next backup of the data directory.
-  - While it restores, the module holds the data dir's lock in C(/run/lock) (or C(/var/lock), C(/tmp)), the same
-    lock M(omero.backup.cleanse) takes, so a cleanse never runs over a restore in progress, nor a restore over a
-    cleanse.
+  - While it restores, the module holds the data dir's lock in the collection's lock directory (C(/run/omero-backup),
+    mode 0700, for root; C(~/.omero-backup-locks) for another user), the same lock M(omero.backup.cleanse) takes, so
+    a cleanse never runs over a restore in progress, nor a restore over a cleanse.
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(src), on the backup host.
   - psycopg2 on the managed host when O(db) is set.
@@ -64,8 +65,8 @@ options:
     description:
       - Which backup to restore; the newest one taken at or before this time.
       - V(now) (the newest), C(NB) (N backups before the newest, V(0B) is the newest), seconds since the epoch, an ISO
-        8601 date or date-time (local time unless it ends in C(Z) or an offset), or an interval back from now in
-        rdiff-backup's units (V(3D), V(2W)).
+        8601 date or date-time (local time unless it ends in C(Z) or an offset), or a duration back from now in the
+        collection's duration grammar, rdiff-backup's units (V(3d), V(2w), V(1M) thirty days, V(90m) ninety minutes).
     type: str
     default: now
   state:

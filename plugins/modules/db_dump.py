@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.durations
 attributes:
   check_mode:
     support: full
@@ -93,8 +94,8 @@ options:
     default: false
   skip_if_newer_than:
     description:
-      - When a complete dump of O(db) in O(dest) is younger than this duration (C(20h), C(1d12h), C(90m)), report it
-        and do nothing (V(changed=false)).
+      - When a complete dump of O(db) in O(dest) is younger than this duration (V(20h), V(1d12h), V(90m); see the
+        notes on durations), report it and do nothing (V(changed=false)).
     type: str
   min_keep:
     description:
@@ -108,7 +109,8 @@ options:
     type: int
   max_age:
     description:
-      - Remove complete dumps older than this duration (C(8w), C(30d)) after a successful dump, beyond O(min_keep).
+      - Remove complete dumps older than this duration (V(8w), V(30d), V(3M); see the notes on durations) after a
+        successful dump, beyond O(min_keep).
       - Incomplete dumps older than the newest complete one and leftover temporaries are always removed.
     type: str
   owner:

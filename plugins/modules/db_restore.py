@@ -117,8 +117,10 @@ options:
   lock_dir:
     description:
       - Directory of the lock file C(omero-backup-database-<hash of host, port and db>.lock).
-      - Unset takes the first writable of C(/run/lock), C(/var/lock) and C(/tmp), like the remote repository locks of
-        M(omero.backup.datadir_backup).
+      - Unset takes the collection's lock directory, C(/run/omero-backup) for root (made with mode 0700 when missing), C(~/.omero-backup-locks)
+        of the running user otherwise. A lock directory must be owned by the running user or root, writable by its
+        owner only, and not a symlink; a lock file in it that another user made (or a symlink) is refused with a
+        message naming its owner, so no local user can hold or redirect the lock.
     type: path
   verify:
     description:
@@ -197,7 +199,7 @@ lock:
   description: The lock file serialising restores into this database (not taken in check mode).
   returned: success
   type: str
-  sample: /run/lock/omero-backup-database-3f1c0a9b2d4e5f607182.lock
+  sample: /run/omero-backup/omero-backup-database-3f1c0a9b2d4e5f607182.lock
 created:
   description: What was created (would be, in check mode).
   returned: always

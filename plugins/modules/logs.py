@@ -28,6 +28,7 @@ author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.durations
 attributes:
   check_mode:
     support: full
@@ -72,7 +73,7 @@ options:
   older_than:
     description:
       - Only act on rolled files last written longer ago than this duration, for example V(30d), V(8w) or V(1d12h)
-        (units s, m, h, d, w; a bare number is seconds).
+        (see the notes on durations; V(1m) is a minute, V(1M) thirty days; a bare number is seconds).
       - Files within the newest O(keep) are left alone whatever their age.
     type: str
 notes:

@@ -116,9 +116,9 @@ def test_lock_is_keyed_by_host_port_and_database(tmp_path):
     assert len(set(others + [base])) == 4
 
 
-def test_lock_dir_defaults_to_the_first_writable_shared_lock_directory():
+def test_lock_dir_defaults_to_the_private_lock_directory():
     path = dbrestore.database_lock_path(_conn_params(), 'omero')
-    assert os.path.dirname(path) in locking.KEYED_LOCK_DIRS
+    assert os.path.dirname(path) == locking.default_lock_dir()
 
 
 def test_a_held_lock_refuses_before_the_dump_is_even_read(tmp_path):

@@ -13,7 +13,7 @@ import shlex
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import rdiff
+from ansible_collections.omero.backup.plugins.module_utils import locking, rdiff
 from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
     Location, Outcome, Rdiff, RdiffError, glob_escape, interval_seconds, lock_path, parse_increments, parse_location,
     parse_statistics, parse_verify, remote_schema, resolve_at)
@@ -90,10 +90,12 @@ def test_argv_adds_schema_only_for_remote_and_force_first():
 
 def test_lock_path_local_sibling_and_remote_keyed(tmp_path):
     assert lock_path(Location(None, '/mnt/backup/omero')) == '/mnt/backup/.omero.omero-backup.lock'
-    first = lock_path(Location('a', '/backup'), lock_dirs=(str(tmp_path),))
-    second = lock_path(Location('b', '/backup'), lock_dirs=(str(tmp_path),))
+    first = lock_path(Location('a', '/backup'), lock_dir=str(tmp_path))
+    second = lock_path(Location('b', '/backup'), lock_dir=str(tmp_path))
     assert first != second and os.path.dirname(first) == str(tmp_path)
-    assert first == lock_path(Location('a', '/backup'), lock_dirs=(str(tmp_path),))
+    assert first == lock_path(Location('a', '/backup'), lock_dir=str(tmp_path))
+    # Without lock_dir: the collection's one lock directory rule (locking.default_lock_dir), never /run/lock or /tmp.
+    assert os.path.dirname(lock_path(Location('a', '/backup'))) == locking.default_lock_dir()
 
 
 @pytest.mark.parametrize('rc,failed,warned', [

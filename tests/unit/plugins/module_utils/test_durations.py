@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one duration grammar (common.parse_duration), and every duration option of every module held to it.
+
+The per-module tests run each module's real main() and real AnsibleModule in this process; the only seam is a
+wrapper around the AnsibleModule class that reads the argument spec the module builds.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import importlib
+import json
+import os
+import re
+
+import pytest
+import yaml
+
+from ansible.module_utils import basic
+
+from ansible_collections.omero.backup.plugins.module_utils.common import (DURATION_OPTIONS, OmeroBackupError, parse_duration,
+                                                                          rdiff_backup_interval)
+from ansible_collections.omero.backup.plugins.module_utils.rdiff import RdiffError, interval_seconds, resolve_at
+
+MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins', 'modules')
+MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith('.py') and not name.startswith('_'))
+MINUTE, DAY = 60, 86400
+# Options that name a point in time, one spelling of which is a duration back from now (rdiff.resolve_at, which
+# reads it with interval_seconds, the same grammar): tested with resolve_at below.
+POINT_IN_TIME_OPTIONS = (('datadir_restore', 'at'),)
+# An option named like one of these holds a length of time.
+DURATION_NAME = re.compile(r'(_age|_for|_than|interval|period|timeout|delay|window|_after|_before|retention)\Z')
+
+
+@pytest.mark.parametrize('text, seconds', [
+    ('1m', MINUTE), ('1M', 30 * DAY), ('90m', 90 * MINUTE), ('6M', 180 * DAY), ('1m1M', 30 * DAY + MINUTE),
+    ('1s', 1), ('1S', 1), ('20h', 20 * 3600), ('20H', 20 * 3600), ('2d', 2 * DAY), ('2D', 2 * DAY),
+    ('8w', 56 * DAY), ('8W', 56 * DAY), ('1y', 365 * DAY), ('1Y', 365 * DAY), ('1d12h', 36 * 3600),
+    (' 1d 12h ', 36 * 3600), ('1 d', DAY), ('45', 45), ('0', 0), (30, 30), (0, 0),
+])
+def test_one_grammar_with_rdiff_backup_units(text, seconds):
+    assert parse_duration(text) == seconds
+    # rdiff.interval_seconds (keep_increments_for, datadir_restore's at) is the same grammar, not a second copy.
+    assert interval_seconds(text) == seconds
+
+
+def test_one_minute_and_one_month():
+    """The bug this grammar closes: common lowercased units, so min_age 1M was one minute, while
+    keep_increments_for 1M was thirty days."""
+    assert parse_duration('1m') == 60
+    assert parse_duration('1M') == 30 * 86400 == interval_seconds('1M')
+
+
+@pytest.mark.parametrize('text, extra', [
+    ('1min', 'minutes are m, months M'), ('2 months', 'minutes are m, months M'), ('1mo', 'minutes are m, months M'),
+    ('1.5h', ''), ('-1d', ''), ('', ''), ('M', ''), ('1x', ''), ('20h later', ''), ('\u0661\u0662', ''), ('1d-', ''),
+    (-5, ''), (1.5, ''), (True, ''), ([1], ''),
+])
+def test_other_spellings_are_refused_with_a_clear_message(text, extra):
+    with pytest.raises(OmeroBackupError) as error:
+        parse_duration(text)
+    message = str(error.value)
+    assert message.startswith('cannot read duration %r' % (text,))
+    assert 'm (minutes)' in message and 'M (months of 30 days)' in message and extra in message
+    with pytest.raises(RdiffError):
+        interval_seconds(text, 'keep_increments_for')
+
+
+def test_the_option_is_named_in_the_message():
+    with pytest.raises(RdiffError, match=r"cannot read duration '1mo' \(keep_increments_for\)"):
+        interval_seconds('1mo', 'keep_increments_for')
+
+
+def test_what_rdiff_backup_is_given_is_seconds():
+    """rdiff-backup reads 'NNNs' as we do; the text the user gave is never passed on."""
+    assert rdiff_backup_interval(parse_duration('1M')) == '2592000s'
+    assert rdiff_backup_interval(parse_duration('90m')) == '5400s'
+
+
+def test_a_restore_at_a_duration_back_reads_it_in_the_same_grammar():
+    now = 1000 * DAY
+    increments = [now - 31 * DAY, now - 2 * DAY, now - 30]
+    assert resolve_at('1M', increments, now) == now - 31 * DAY
+    assert resolve_at('1m', increments, now) == now - 2 * DAY
+    with pytest.raises(RdiffError):
+        resolve_at('1min', increments, now)
+
+
+# ---------------------------------------------------------------------------
+# Every module's duration options
+# ---------------------------------------------------------------------------
+
+class _SpecRead(Exception):
+    pass
+
+
+def _import(name):
+    return importlib.import_module('ansible_collections.omero.backup.plugins.modules.' + name)
+
+
+def _argument_spec(name, monkeypatch):
+    module = _import(name)
+    seen = []
+
+    class Reading(basic.AnsibleModule):
+        def __init__(self, argument_spec, **kwargs):
+            seen.append(argument_spec)
+            raise _SpecRead()
+
+    monkeypatch.setattr(module, 'AnsibleModule', Reading)
+    with pytest.raises(_SpecRead):
+        module.main()
+    monkeypatch.undo()
+    return seen[0]
+
+
+def _run(name, args, monkeypatch, capsys):
+    """The JSON the module's real main() exits with."""
+    module = _import(name)
+    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
+    if hasattr(basic, '_ANSIBLE_PROFILE'):
+        monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+    capsys.readouterr()
+    try:
+        module.main()
+    except SystemExit:
+        pass
+    finally:
+        monkeypatch.undo()
+    out = capsys.readouterr().out
+    return json.loads(out[out.index('{'):])
+
+
+def test_the_list_of_duration_options_names_real_options(monkeypatch):
+    for name, option in DURATION_OPTIONS:
+        spec = _argument_spec(name, monkeypatch)
+        assert spec[option].get('type') == 'str', (name, option)
+
+
+def _documented_options(name):
+    """The module's documented options, with those of its omero.backup doc fragments."""
+    docs = yaml.safe_load(_import(name).DOCUMENTATION)
+    options = dict(docs.get('options') or {})
+    for fragment in docs.get('extends_documentation_fragment') or []:
+        if fragment.startswith('omero.backup.'):
+            fragment_name, _, variant = fragment[len('omero.backup.'):].partition('.')
+            module = importlib.import_module('ansible_collections.omero.backup.plugins.doc_fragments.' + fragment_name)
+            text = getattr(module.ModuleDocFragment, variant.upper() or 'DOCUMENTATION')
+            options.update(yaml.safe_load(text).get('options') or {})
+    return docs, options
+
+
+@pytest.mark.parametrize('name', MODULES)
+def test_every_option_that_holds_a_length_of_time_is_a_duration_or_whole_seconds(name, monkeypatch):
+    """A new duration option must join common.DURATION_OPTIONS (and so the tests below), or be an int of seconds."""
+    spec = _argument_spec(name, monkeypatch)
+    docs, documented = _documented_options(name)
+    if any(module == name for module, _ in DURATION_OPTIONS):
+        assert 'omero.backup.durations' in docs['extends_documentation_fragment'], 'the notes on durations are missing'
+    for option_name, option in spec.items():
+        if option.get('type') in ('list', 'dict', 'bool', 'path') or (name, option_name) in POINT_IN_TIME_OPTIONS:
+            continue
+        registered = (name, option_name) in DURATION_OPTIONS
+        described = ' '.join(documented.get(option_name, {}).get('description', []))
+        if registered:
+            assert 'duration' in described, (name, option_name)
+        elif DURATION_NAME.search(option_name) or re.search(r'\bduration\b', described):
+            assert option.get('type') == 'int' and re.search(r'\bSeconds\b|\bseconds\b', described), (
+                '%s %s holds a length of time: add it to common.DURATION_OPTIONS and read it with parse_duration, '
+                'or make it an int of seconds' % (name, option_name))
+
+
+def _args_reaching(name, option_name, value, tmp_path):
+    """Arguments with which the module reads ``option_name`` before it touches a database, rdiff-backup or a file."""
+    src = tmp_path / 'src'
+    src.mkdir(exist_ok=True)
+    base = {
+        'cleanse': dict(datadir=str(src), _ansible_check_mode=True),
+        'datadir_backup': dict(src=str(src), dest=str(tmp_path / 'repo'), _ansible_check_mode=True),
+        'db_dump': dict(dest=str(tmp_path / 'dumps'), _ansible_check_mode=True),
+        'logs': dict(path=str(src), _ansible_check_mode=True),
+    }[name]
+    return dict(base, **{option_name: value})
+
+
+@pytest.mark.parametrize('name, option_name', DURATION_OPTIONS)
+def test_every_duration_option_goes_through_the_grammar(name, option_name, tmp_path, monkeypatch, capsys):
+    """The real module refuses a spelling outside the grammar with the grammar's own message, and reads 1M as a
+    month: whatever the option, one grammar."""
+    failed = _run(name, _args_reaching(name, option_name, '1min', tmp_path), monkeypatch, capsys)
+    assert failed.get('failed') and "cannot read duration '1min'" in failed['msg'], failed
+    assert 'minutes are m, months M' in failed['msg']
