@@ -192,3 +192,22 @@ def test_every_duration_option_goes_through_the_grammar(name, option_name, tmp_p
     failed = _run(name, _args_reaching(name, option_name, '1min', tmp_path), monkeypatch, capsys)
     assert failed.get('failed') and "cannot read duration '1min'" in failed['msg'], failed
     assert 'minutes are m, months M' in failed['msg']
+
+
+def test_a_month_on_a_deleting_option_is_a_month(tmp_path, monkeypatch, capsys):
+    """The data loss of issue 12 item 11, on a real module: logs state=absent older_than=1M must not delete a rolled
+    log two days old (read as one minute, it would)."""
+    logs = tmp_path / 'log'
+    logs.mkdir()
+    (logs / 'Blitz-0.log').write_bytes(b'live\n')
+    rolled = logs / 'Blitz-0.log.1'
+    rolled.write_bytes(b'rolled two days ago\n')
+    two_days_ago = os.stat(str(rolled)).st_mtime - 2 * DAY
+    os.utime(str(rolled), (two_days_ago, two_days_ago))
+    args = dict(path=str(logs), state='absent', _ansible_check_mode=True)
+    month = _run('logs', dict(args, older_than='1M'), monkeypatch, capsys)
+    assert not month.get('failed'), month
+    assert month['logs'].get('Blitz-0.log', {}).get('files', []) == []
+    minute = _run('logs', dict(args, older_than='1m'), monkeypatch, capsys)
+    assert minute['logs']['Blitz-0.log']['files'] == ['Blitz-0.log.1']
+    assert rolled.exists()
