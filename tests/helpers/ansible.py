@@ -81,11 +81,10 @@ def _parse_json_output(proc, argv):
 
 
 def run_playbook(path, extra_vars=None, check=False, diff=False, inventory='localhost,', limit=None, extra_args=(),
-                 env=None, timeout=DEFAULT_TIMEOUT, cwd=None):
+                 env=None, timeout=DEFAULT_TIMEOUT):
     """Run a playbook; returns {'rc', 'stats', 'plays', 'stdout', 'stderr'} from the json callback.
 
-    Extra vars go through a 0600 file, never argv, since they often carry passwords. ``cwd``: where
-    ansible-playbook starts, and so the working directory of modules run over the local connection.
+    Extra vars go through a 0600 file, never argv, since they often carry passwords.
     """
     workdir = tempfile.mkdtemp(prefix='omero-backup-play-')
     try:
@@ -104,7 +103,7 @@ def run_playbook(path, extra_vars=None, check=False, diff=False, inventory='loca
             argv += ['--limit', limit]
         argv += list(extra_args) + [path]
         proc = subprocess.run(argv, env=ansible_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout, check=False, cwd=cwd or workdir)
+                              universal_newlines=True, timeout=timeout, check=False, cwd=workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     parsed = _parse_json_output(proc, argv)
@@ -136,10 +135,13 @@ def _unsafe_yaml(value):
     return json.dumps(value)
 
 
-def run_module(module_name, args, check=False, diff=False, become_user=None, env=None, timeout=DEFAULT_TIMEOUT, cwd=None):
+def run_module(module_name, args, check=False, diff=False, become_user=None, env=None, timeout=DEFAULT_TIMEOUT,
+               playbook_dir=None):
     """Run omero.backup.<module_name> (or a fully qualified name) with args on localhost; returns its result dict.
 
     The result carries `failed`, `msg`, `changed`, `diff` (with diff=True) and the module's return values.
+    ``playbook_dir``: write the one-task playbook there (and remove it after) instead of in a temporary directory;
+    over the local connection Ansible starts modules in the playbook's directory, so this is their working directory.
     """
     fqcn = module_name if '.' in module_name else 'omero.backup.' + module_name
     become = ''
@@ -147,16 +149,23 @@ def run_module(module_name, args, check=False, diff=False, become_user=None, env
         become = '      become: true\n      become_user: %s\n      become_method: su\n' % json.dumps(become_user)
     play = ('- name: run %s\n  hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n'
             '    - name: module under test\n%s      %s: %s\n' % (fqcn, become, fqcn, _unsafe_yaml(args)))
-    workdir = tempfile.mkdtemp(prefix='omero-backup-module-')
+    workdir = None if playbook_dir else tempfile.mkdtemp(prefix='omero-backup-module-')
+    playbook = None
     try:
-        os.chmod(workdir, 0o755)
-        playbook = os.path.join(workdir, 'module.yml')
-        with open(playbook, 'w') as handle:
+        if workdir:
+            os.chmod(workdir, 0o755)
+            playbook = os.path.join(workdir, 'module.yml')
+            fd = os.open(playbook, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the args may hold passwords
+        else:
+            fd, playbook = tempfile.mkstemp(prefix='.omero-backup-module-', suffix='.yml', dir=playbook_dir)
+        with os.fdopen(fd, 'w') as handle:
             handle.write(play)
-        os.chmod(playbook, 0o600)  # the args may hold passwords
-        result = run_playbook(playbook, check=check, diff=diff, env=env, timeout=timeout, cwd=cwd)
+        result = run_playbook(playbook, check=check, diff=diff, env=env, timeout=timeout)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif playbook and os.path.lexists(playbook):
+            os.unlink(playbook)
     module_result = task_result(result, 'module under test')
     module_result.setdefault('failed', False)
     return module_result
