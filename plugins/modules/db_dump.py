@@ -68,6 +68,7 @@ options:
   jobs:
     description:
       - Tables dumped at once (C(pg_dump -j)); more than 1 needs O(format=directory). Uses O(jobs)+1 connections.
+      - At most 4 times the number of CPUs of the managed host; more is refused before anything runs.
     type: int
     default: 1
   compress:

@@ -105,6 +105,7 @@ options:
   jobs:
     description:
       - Parallel C(pg_restore) workers (custom and directory formats), and C(vacuumdb) connections for O(analyze).
+      - At most 4 times the number of CPUs of the managed host; more is refused before anything runs.
     type: int
     default: 1
   analyze:
