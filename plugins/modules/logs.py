@@ -13,9 +13,12 @@ version_added: 0.1.0
 description:
   - Compresses (O(state=compressed)) or deletes (O(state=absent)) the log files OMERO.server has rolled over,
     C(NAME.log.1), C(NAME.log.2) and so on, in its log directory.
-  - Acts only on files directly in the log directory whose name is C(NAME.log.N) (N a number) and on the
-    compressed files this module made from them. The live C(NAME.log) files, C(master.out), C(master.err) and
-    every other file are never touched.
+  - Acts only on regular files directly in the log directory that are rolled logs of the server, C(NAME.log.N)
+    (N in ASCII digits, the server's rollover), and, with O(state=absent), on their compressed forms
+    C(NAME.log.N.gz) (compressed by hand or by logrotate) and C(NAME.log.<time>.gz) (made by this module). NAME
+    holds no slash and no control character. The live C(NAME.log) files, C(master.out), C(master.err), other
+    compressions (C(.xz), C(.bz2)) and every other file, including names that only look like rolled logs
+    (C(Blitz-0.log.7) followed by a newline, non-ASCII digits), are never touched.
   - Refuses a O(path) inside a C(ManagedRepository) or anywhere in an OMERO repository (a directory holding
     C(.omero/repository)), because import logs there are OMERO database objects and removing one breaks its fileset.
   - A compressed file is named after the time its last line was written, C(NAME.log.20261120T101500Z.gz), because
@@ -60,7 +63,8 @@ options:
   state:
     description:
       - V(compressed) gzips each selected rolled file beside itself.
-      - V(absent) deletes the selected rolled files, compressed ones included.
+      - V(absent) deletes the selected rolled files, compressed ones included, whoever compressed them
+        (C(NAME.log.N.gz) from logrotate or by hand, C(NAME.log.<time>.gz) from this module).
     type: str
     choices: [compressed, absent]
     default: compressed
@@ -81,6 +85,8 @@ notes:
   - A file that changes between the scan and the action (the server rolled its logs) is skipped and reported in
     RV(logs.skipped), never half-processed.
   - Run as the OMERO system user or as root; compressed files keep the original owner.
+  - File names are bytes. Names in the results that are not printable UTF-8, or hold a backslash, are shown
+    escaped (C(\n), C(\xe9), C(\\)); RV(names_b64) maps each escaped form to the name's exact bytes.
 seealso:
   - module: omero.backup.log_dir
 '''
@@ -166,6 +172,13 @@ logs:
       created: ["Blitz-0.log.20261015T080000Z.gz"]
       kept: ["Blitz-0.log.1", "Blitz-0.log.2"]
       skipped: []
+names_b64:
+  description:
+    - For every file name in RV(logs) that is shown escaped (not printable UTF-8, or holding a backslash), the
+      escaped form mapped to the base64 of the name's exact bytes. Empty when every name is plain.
+  returned: always
+  type: dict
+  sample: {"caf\\xe9.log.1": "Y2Fm6S5sb2cuMQ=="}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
