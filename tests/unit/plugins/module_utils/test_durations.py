@@ -211,3 +211,19 @@ def test_a_month_on_a_deleting_option_is_a_month(tmp_path, monkeypatch, capsys):
     minute = _run('logs', dict(args, older_than='1m'), monkeypatch, capsys)
     assert minute['logs']['Blitz-0.log']['files'] == ['Blitz-0.log.1']
     assert rolled.exists()
+
+
+@pytest.mark.parametrize('given, seconds', [('1M', '2592000s'), ('90m', '5400s'), ('8w', '4838400s')])
+def test_rdiff_backup_is_given_the_duration_in_seconds(tmp_path, given, seconds):
+    """keep_increments_for reaches rdiff-backup (real, check mode) as NNNs, never as the text given, so rdiff-backup
+    (whose own units have no lower-case w or d, and where a bare number is a time, not a length) cannot read it
+    differently."""
+    from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner
+    from ansible_collections.omero.backup.plugins.module_utils.datadir import backup_datadir
+    src = tmp_path / 'OMERO'
+    (src / 'Files').mkdir(parents=True)
+    (src / 'Files' / '7').write_bytes(b'attachment')
+    result = backup_datadir(dict(src=str(src), dest=str(tmp_path / 'repo'), verify=False, exclude=None,
+                                 keep_increments_for=given), subprocess_runner, check_mode=True)
+    removals = [argv for argv in result['commands'] if 'remove' in argv]
+    assert removals and removals[0][removals[0].index('--older-than') + 1] == seconds
