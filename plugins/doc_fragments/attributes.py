@@ -15,6 +15,10 @@ attributes:
     description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+notes:
+  - Every path option takes an absolute path (a repository also C(host::/absolute/path)) unless its description says
+    relative to what; an empty or relative path is refused before anything runs, since it would be resolved against
+    the module's working directory (the playbook's directory over the local connection).
 '''
 
     # For modules that only read.
