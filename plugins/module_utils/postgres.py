@@ -6,12 +6,22 @@
 SQL goes through psycopg2; the client tools (pg_dump, pg_restore, psql) get
 their connection from PG* environment variables, so a password never appears
 on a command line where ``ps`` or /proc/*/cmdline would show it.
+
+Every connection runs with ``search_path = pg_catalog``, set before its first
+query, and the collection's SQL names user tables schema-qualified
+(``public.dbpatch``) and reads only ordinary tables (``table_exists``). The
+collection mostly runs as a superuser, in databases whose objects someone else
+may have defined (a restored dump, the OMERO owner role): with the default
+search path an unqualified ``image`` or ``count()`` can resolve to a view or a
+function of theirs, which then runs with the superuser's rights.
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import os
 import re
+import struct
 import traceback
 
 from ansible_collections.omero.backup.plugins.module_utils.output import tail
@@ -95,6 +105,11 @@ def connect(params, dbname, autocommit=True):
         if params.get('login_password'):
             message = message.replace(params['login_password'], '********')
         raise PostgresError('cannot connect to %s: %s' % (describe_target(params, dbname), message))
+    # Before anything else runs on it: a search path of pg_catalog only (see the module docstring). Session-wide
+    # (is_local false), and committed at once, so a later set_session() of the caller finds no open transaction.
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)")
     conn.autocommit = autocommit
     return conn
 
@@ -135,22 +150,81 @@ def client_version(runner, tool='pg_dump'):
 
 
 def table_exists(conn, name, schema='public'):
-    row = query_one(conn, "SELECT to_regclass(%s)", ('%s.%s' % (schema, name),))
-    return row[0] is not None
+    """Whether ``schema.name`` is an ordinary table.
+
+    A view, or a foreign or partitioned table, of that name is reported as absent: reading one runs what its
+    definer chose (functions, a foreign server), with the rights of whoever reads it.
+    """
+    row = query_one(conn, "SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                          "WHERE n.nspname = %s AND c.relname = %s", (schema, name))
+    return row is not None and row[0] == 'r'
+
+
+def qualified(conn, name, schema='public'):
+    """``"schema"."name"`` for SQL text."""
+    return '%s.%s' % (quote_ident(conn, schema), quote_ident(conn, name))
 
 
 def omero_facts(conn):
     """Schema version and the database uuid that ties the data dir to this database."""
     facts = {'schema_version': None, 'schema_patch': None, 'db_uuid': None}
     if table_exists(conn, 'dbpatch'):
-        row = query_one(conn, 'SELECT currentversion, currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1')
+        row = query_one(conn, 'SELECT currentversion, currentpatch FROM public.dbpatch ORDER BY id DESC LIMIT 1')
         if row:
             facts['schema_version'], facts['schema_patch'] = row[0], row[1]
     if table_exists(conn, 'configuration'):
-        row = query_one(conn, "SELECT value FROM configuration WHERE name = 'omero.db.uuid'")
+        row = query_one(conn, "SELECT value FROM public.configuration WHERE name = 'omero.db.uuid'")
         if row:
             facts['db_uuid'] = row[0]
     return facts
+
+
+_ARCHIVE_MAGIC = b'PGDMP'
+
+
+def archive_version(path, fmt):
+    """(major, minor, revision) of a pg_dump archive's header, e.g. (1, 14, 0), or None when unreadable.
+
+    The custom format starts with it; a directory dump has it at the start of ``toc.dat``. pg_restore refuses an
+    archive version newer than its own (PostgreSQL 17's pg_dump writes 1.16, 15's 1.14).
+    """
+    member = os.path.join(path, 'toc.dat') if fmt == 'directory' else path
+    try:
+        with open(member, 'rb') as handle:
+            head = handle.read(len(_ARCHIVE_MAGIC) + 3)
+    except (IOError, OSError):
+        return None
+    if len(head) < len(_ARCHIVE_MAGIC) + 3 or not head.startswith(_ARCHIVE_MAGIC):
+        return None
+    return struct.unpack('BBB', head[len(_ARCHIVE_MAGIC):])
+
+
+def tablespace_path(conn, params, dbname=None):
+    """(tablespace name, local directory or None) where ``dbname`` (or a new database) keeps its files.
+
+    Best effort, for a free-space check: the directory is given only when the server is reached over a Unix
+    socket or the loopback, and the directory the server names is there for this process. None otherwise (a
+    remote server, a role that may not read data_directory).
+    """
+    if dbname is None:
+        row = query_one(conn, "SELECT oid, spcname FROM pg_catalog.pg_tablespace WHERE spcname = 'pg_default'")
+    else:
+        row = query_one(conn, 'SELECT t.oid, t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t '
+                              'ON t.oid = d.dattablespace WHERE d.datname = %s', (dbname,))
+    if row is None:
+        return None, None
+    oid, name = row
+    host = _socket_or_host(params) or ''
+    if host and not host.startswith('/') and host.lower() not in ('localhost', '127.0.0.1', '::1'):
+        return name, None
+    try:
+        if name == 'pg_default':
+            location = query_one(conn, "SELECT pg_catalog.current_setting('data_directory', true)")[0]
+        else:
+            location = query_one(conn, 'SELECT pg_catalog.pg_tablespace_location(%s)', (oid,))[0]
+    except psycopg2.Error:
+        return name, None
+    return name, location if location and os.path.isdir(location) else None
 
 
 def database_size(conn, dbname):

@@ -23,15 +23,16 @@ MAX_LISTED = 20
 
 # Rows that are not files in the data dir: directories, repository roots, and
 # files of other repositories (the script repository lives under lib/scripts).
+# Tables schema-qualified: postgres.connect() pins search_path to pg_catalog.
 _ORIGINALFILE_SAMPLE = """
-SELECT id, path, name, repo FROM originalfile
+SELECT id, path, name, repo FROM public.originalfile
  WHERE (repo IS NULL OR repo = %(managed)s)
    AND mimetype IS DISTINCT FROM 'Directory'
    AND mimetype IS DISTINCT FROM 'Repository'
  ORDER BY random() LIMIT %(limit)s
 """
 _PIXELS_SAMPLE = """
-SELECT id, path, name, repo FROM pixels
+SELECT id, path, name, repo FROM public.pixels
  WHERE repo IS NULL OR repo = %(managed)s
  ORDER BY random() LIMIT %(limit)s
 """
@@ -47,7 +48,7 @@ def read_text(path):
 
 def repository_rows(conn):
     """{name: uuid} of the 'Repository' rows (the data dir root and ManagedRepository)."""
-    rows = postgres.query_all(conn, "SELECT name, hash FROM originalfile WHERE mimetype = 'Repository'")
+    rows = postgres.query_all(conn, "SELECT name, hash FROM public.originalfile WHERE mimetype = 'Repository'")
     return dict((name, uuid) for name, uuid in rows)
 
 

@@ -13,13 +13,26 @@ version_added: 0.1.0
 description:
   - Restores a dump made by M(omero.backup.db_dump) (or a plain C(pg_dump -Fc) file with O(verify=false)) as the OMERO
     restore procedure describes, with the checks it leaves to the reader.
-  - Before anything else the dump is checked against its manifest (every file's size and sha256, and C(complete=true));
-    a missing or incomplete manifest is refused unless O(verify=false).
+  - Before anything else the dump is checked against O(expected_sha256), the sha256 the backup set record on the store
+    names, when given; else against its manifest (every file's size and sha256, and C(complete=true)). A missing or
+    incomplete manifest is refused unless O(verify=false) (or O(expected_sha256) vouches for the dump).
+  - Then, still before any change, proves that this C(pg_restore) can read the dump. A dump made by a newer major
+    C(pg_dump) than this C(pg_restore) (from the manifest) is refused, and C(pg_restore --list) must read its header and
+    table of contents.
   - Creates the owner role (C(LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE), password O(owner_password)) and an empty UTF8
     database from C(template0) owned by it when they are missing, as the OMERO install guide's "create a non-superuser
     database user" and "create a database" steps do.
-  - Refuses a non-empty target database unless O(state=replaced), which ends its sessions, drops and recreates it and
-    says so. Never restores data only into an existing schema (the OMERO triggers reject it).
+  - Refuses a non-empty target database unless O(state=replaced). Never restores data only into an existing schema
+    (the OMERO triggers reject it).
+  - O(state=replaced) restores into a temporary database C(<db>_omero_backup_new_<8 hex digits>), checks it and runs
+    ANALYZE there, and only then swaps it in. One transaction ends the sessions on O(db), renames it to
+    C(<db>_omero_backup_old_<UTC stamp>) and renames the temporary database to O(db). The replaced database is dropped
+    afterwards, or kept under that name with O(keep_replaced=true). Any failure before the swap drops the temporary
+    database and leaves O(db) as it was. The cluster needs room for both databases meanwhile; see RV(space).
+  - A temporary database left by a run killed on the way (or a replaced one it could not drop yet) is found by its
+    name and comment and dropped by the next run for the same O(db), whatever its O(state).
+  - O(state=absent) drops O(db) after ending its sessions. Only a database carrying an C(omero.backup) comment (made
+    by this module: a restore, a failed one, a replaced one) is dropped unless O(force=true).
   - Runs C(pg_restore --exit-on-error), with O(jobs) workers (C(--single-transaction) when O(jobs=1)).
   - Then gathers the planner statistics with C(vacuumdb --analyze-only) (O(analyze)). C(pg_restore) restores none, and
     until autovacuum reaches OMERO's big tables (C(pixels), C(originalfile), C(event), C(eventlog), C(annotation)...)
@@ -48,6 +61,13 @@ attributes:
       - Shows the role and the database before and after (absent, empty, not empty, restored from which dump, ANALYZE
         pending).
 notes:
+  - A restore runs the dump's SQL with the rights of O(login_user), a superuser in practice. Restore only dumps whose
+    sha256 comes from where the backup was stored (O(expected_sha256)); a manifest beside a dump vouches for nothing
+    when others can write there.
+  - Every query the module runs in the restored database as O(login_user) (its facts, row counts, schema checks) runs
+    with C(search_path=pg_catalog), reads schema-qualified, ordinary tables only, and calls no function of the dump.
+    ANALYZE runs as O(login_user) too. PostgreSQL 14.3, 13.7, 12.11, 11.16, 10.21 and later run the index expressions
+    of a table during ANALYZE as the table's owner, restricted (CVE-2022-1552); older servers get a warning.
   - Idempotent through the database comment. The comment is not part of a C(pg_dump) without C(--create), so it stays
     with the database and does not travel in later dumps of it.
   - A database restored with the same dump is left alone even with O(state=replaced); drop it (or restore another dump)
@@ -56,7 +76,8 @@ notes:
     role is created. The password is sent as a SCRAM-SHA-256 verifier computed on the managed host, so the clear text is
     not in the server's logs.
   - O(login_user) must be able to create roles and databases (a superuser in practice).
-  - The OMERO.server using the database must be stopped; O(state=replaced) ends every session on the target database.
+  - The OMERO.server using the database must be stopped; O(state=replaced) and O(state=absent) end every session on
+    the target database.
   - Restore the configuration first and the binary repository afterwards (the OMERO restore order).
   - ANALYZE runs as O(login_user), which must own the tables or be a superuser; tables it may not analyze are skipped
     with a warning from PostgreSQL, passed on as a task warning.
@@ -67,8 +88,8 @@ options:
     description:
       - The dump (file or C(.pg_dump.d) directory), its C(.manifest.json), or a directory of dumps, where the newest
         dump with a complete manifest (of O(db) if there is one, else of any database) is taken.
+      - Required with O(state=present) and O(state=replaced); not used with O(state=absent).
     type: path
-    required: true
   db:
     description:
       - The database to restore into (C(omero_server_dbname)).
@@ -98,10 +119,29 @@ options:
   state:
     description:
       - V(present) restores into a missing or empty database and refuses a non-empty one.
-      - V(replaced) drops a non-empty target (its content is lost) and restores into a new empty one.
+      - V(replaced) restores into a temporary database and swaps it with a non-empty target only when the restore, its
+        checks and ANALYZE succeeded; the target's content is then dropped (or kept, O(keep_replaced)). A missing or
+        empty target is restored into as with V(present).
+      - V(absent) drops O(db) (and the leftovers of killed restores into it); V(changed=false) when it is missing.
     type: str
-    choices: [present, replaced]
+    choices: [present, replaced, absent]
     default: present
+  keep_replaced:
+    description:
+      - With O(state=replaced), keep the replaced database under the name C(<db>_omero_backup_old_<UTC stamp>)
+        (returned as RV(replaced_kept_as)) instead of dropping it after the swap. It is never dropped by the collection;
+        drop it with O(state=absent) and O(db) set to that name once it is no longer wanted.
+    type: bool
+    default: false
+  expected_sha256:
+    description:
+      - The sha256 of the dump as the backup set record on the store names it (for a directory dump, of its
+        C(sha256  relpath) listing, as M(omero.backup.db_dump) records it).
+      - When given, the dump's own bytes must have it, whatever a manifest beside the dump says; a mismatch is refused
+        and nothing is changed. A manifest is then optional, read for its facts only, and must name the same sha256.
+      - Not compatible with O(owner_from_roles_file) when the role is created, since the roles file is vouched for only
+        by the manifest.
+    type: str
   jobs:
     description:
       - Parallel C(pg_restore) workers (custom and directory formats), and C(vacuumdb) connections for O(analyze).
@@ -137,6 +177,7 @@ options:
   force:
     description:
       - Restore a dump whose schema version differs from O(expected_schema).
+      - With O(state=absent), drop a database that carries no C(omero.backup) comment.
     type: bool
     default: false
   pg_bindir:
@@ -146,6 +187,24 @@ options:
 '''
 
 EXAMPLES = r'''
+- name: Replace the database with the dump the backup set names; the old one stays until the new one is complete
+  omero.backup.db_restore:
+    src: /var/lib/omero-backup/restore/database/omero.2026-11-26T083000Z.pg_dump
+    expected_sha256: "{{ backup_set.database.sha256 }}"
+    db: omero
+    owner: omero
+    owner_password: "{{ omero_server_dbpassword }}"
+    state: replaced
+  become: true
+  become_user: postgres
+
+- name: Drop the drill's scratch database
+  omero.backup.db_restore:
+    db: omero_drill
+    state: absent
+  become: true
+  become_user: postgres
+
 - name: Restore the newest complete dump into a fresh PostgreSQL server
   omero.backup.db_restore:
     src: /OMERO/backup/database
@@ -169,19 +228,19 @@ EXAMPLES = r'''
 RETURN = r'''
 restored_from:
   description: The dump restored (or that would be, or that already was).
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: str
 manifest:
   description: Its manifest, V(null) when it has none.
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: str
 format:
   description: Format of the dump, V(custom) or V(directory).
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: str
 sha256:
   description: sha256 of the dump (for a directory dump, of its C(sha256  relpath) listing), as recorded in the comment.
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: str
 duration:
   description: Seconds the verification, restore and ANALYZE took.
@@ -189,7 +248,7 @@ duration:
   type: float
 analyzed:
   description: Whether ANALYZE ran (would run, in check mode).
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: bool
 analyze_duration:
   description: Seconds C(vacuumdb --analyze-only) took.
@@ -203,7 +262,7 @@ lock:
   sample: /run/omero-backup/omero-backup-database-3f1c0a9b2d4e5f607182.lock
 created:
   description: What was created (would be, in check mode).
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: dict
   contains:
     role:
@@ -219,17 +278,82 @@ owner_password_source:
   type: str
   sample: roles_file
 replaced:
-  description: Whether a non-empty database was dropped and recreated.
-  returned: always
+  description: Whether a non-empty database was replaced (by the swap of O(state=replaced)).
+  returned: with O(state=present) and O(state=replaced)
   type: bool
+temporary_database:
+  description: The temporary database the dump was restored into before the swap (gone after the run).
+  returned: when a non-empty database was replaced
+  type: str
+  sample: omero_omero_backup_new_3f1c0a9b
+replaced_kept_as:
+  description: The name the replaced database was kept under (O(keep_replaced=true)); V(null) when it was dropped.
+  returned: when a non-empty database was replaced
+  type: str
+  sample: omero_omero_backup_old_20261126T083000Z
+leftovers_dropped:
+  description:
+    - Temporary or replaced databases of killed restores into O(db) that were dropped (would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+dropped:
+  description: Whether O(db) was dropped (would be, in check mode).
+  returned: with O(state=absent)
+  type: bool
+pg_restore_version:
+  description: Version of the C(pg_restore) that proved the dump readable.
+  returned: when a restore ran (would run, in check mode)
+  type: str
+  sample: "15.18"
+archive_version:
+  description: Archive format version in the dump's header (C(1.14.0) for PostgreSQL 15's C(pg_dump)).
+  returned: when a restore ran (would run, in check mode)
+  type: str
+  sample: 1.14.0
+space:
+  description:
+    - Room the restore needs. The old database (O(state=replaced)) stays until the new one is complete, so the
+      cluster holds both for a while.
+  returned: when a restore ran (would run, in check mode)
+  type: dict
+  contains:
+    old_database_bytes:
+      description: pg_database_size of the database being replaced (0 when none is).
+      type: int
+    restore_bytes_estimate:
+      description:
+        - Estimated size of the restored database. The dump's C(database_bytes) from its manifest (the dumped
+          database's size), else 5 times the dump's size (rough).
+      type: int
+    estimate_from:
+      description: V(manifest) or V(dump_size).
+      type: str
+    peak_bytes:
+      description: RV(space.old_database_bytes) + RV(space.restore_bytes_estimate), what the cluster holds before the swap.
+      type: int
+    tablespace:
+      description: The tablespace the restored database goes into (the replaced one's).
+      type: str
+    path:
+      description: Its directory, when the server is local (Unix socket or loopback) and the directory is visible.
+      type: str
+    free_bytes:
+      description:
+        - Free bytes there; the run is refused when fewer than RV(space.restore_bytes_estimate) taken from the
+          manifest (a warning for the rough estimate).
+      type: int
+    checked:
+      description: Whether free space could be checked (a local server).
+      type: bool
 schema_version:
   description: OMERO schema version of the restored database (of the dump in check mode).
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: str
   sample: OMERO5.4
 schema_patch:
   description: OMERO schema patch.
-  returned: always
+  returned: with O(state=present) and O(state=replaced)
   type: int
 db_uuid:
   description: C(omero.db.uuid) of the restored database.
@@ -253,12 +377,14 @@ from ansible_collections.omero.backup.plugins.module_utils.params import check_p
 def main():
     argument_spec = postgres_argument_spec()
     argument_spec.update(
-        src=dict(type='path', required=True),
+        src=dict(type='path'),
         db=dict(type='str', default='omero'),
         owner=dict(type='str', default='omero'),
         owner_password=dict(type='str', no_log=True),
         owner_from_roles_file=dict(type='bool', default=False),
-        state=dict(type='str', choices=['present', 'replaced'], default='present'),
+        state=dict(type='str', choices=['present', 'replaced', 'absent'], default='present'),
+        keep_replaced=dict(type='bool', default=False),
+        expected_sha256=dict(type='str'),
         jobs=dict(type='int', default=1),
         analyze=dict(type='bool', default=True),
         lock_dir=dict(type='path'),
@@ -267,7 +393,8 @@ def main():
         force=dict(type='bool', default=False),
         pg_bindir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'present', ['src']), ('state', 'replaced', ['src'])])
     check_params(module, jobs=['jobs'])
     try:
         result = restore(module.params, module_runner(module), check_mode=module.check_mode)
