@@ -8,7 +8,9 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     # The one duration grammar (module_utils/common.parse_duration), for every module with a duration option.
+    # Notes only: ansible-doc wants a fragment to carry options, hence the empty mapping.
     DOCUMENTATION = r'''
+options: {}
 notes:
   - "Durations: every duration option of this collection takes one grammar, rdiff-backup's units: a number of seconds
     (V(90)), or numbers with units, summed (V(1d12h)): C(s) seconds, C(m) minutes, C(h) hours, C(d) days, C(w) weeks,

@@ -227,3 +227,12 @@ def test_rdiff_backup_is_given_the_duration_in_seconds(tmp_path, given, seconds)
                                  keep_increments_for=given), subprocess_runner, check_mode=True)
     removals = [argv for argv in result['commands'] if 'remove' in argv]
     assert removals and removals[0][removals[0].index('--older-than') + 1] == seconds
+
+
+def test_the_grammar_is_documented_once_in_a_fragment_ansible_doc_can_merge():
+    from ansible_collections.omero.backup.plugins.doc_fragments.durations import ModuleDocFragment
+    doc = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    assert 'options' in doc  # ansible-doc refuses a fragment without options or attributes
+    (note,) = doc['notes']
+    for unit in ('C(m) minutes', 'C(M) months of 30 days', 'C(y) years of 365 days', 'V(1m) is one minute'):
+        assert unit in note
