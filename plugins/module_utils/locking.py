@@ -9,7 +9,8 @@ kill -9, so a crashed run never leaves a lock that needs manual removal.
 Where lock files live (the one rule, used by every module and by rdiff.lock_path):
 
 * A lock with a directory of its own to sit in (a dump directory, beside an
-  rdiff-backup repository) lives there, under the name the caller gives.
+  rdiff-backup repository) lives there, under the name the caller gives; a
+  directory every user may write (sticky or not) is refused.
 * A lock for what has no such directory (a database, a data dir, a remote
   repository) is *keyed* (keyed_lock_path) and lives in a lock directory:
   ``lock_dir`` when given, else /run/omero-backup for root and
@@ -21,9 +22,9 @@ Where lock files live (the one rule, used by every module and by rdiff.lock_path
 
 Every lock file is opened with O_NOFOLLOW relative to a descriptor of its
 directory, then checked on the open descriptor (fstat, so nothing can be
-swapped in between): a regular file with one link, owned by the running user
-(or by root, when the run is not root's: flock works on a read-only descriptor),
-and not writable by group or others. Anything else is refused with LockRefused,
+swapped in between): a regular file with one link, owned by the running user,
+by root (when the run is not root's: flock works on a read-only descriptor) or
+by the directory's owner, and not writable by group or others. Anything else is refused with LockRefused,
 which names the owner and the path; a lock held by another run is AlreadyRunning.
 """
 
@@ -160,10 +161,15 @@ def _open_plain_dir(path):
     return fd
 
 
-def _trusted_uids():
-    """Owners a lock file may have: ours, and root's when we are not root (root's 0644 file is still flock-able)."""
+def _trusted_uids(dir_uid=None):
+    """Owners a lock file may have: ours; root's when we are not root (root's 0644 file is still flock-able); and
+    that of the directory's owner, who could replace any file there anyway (a dump directory of postgres's that a root
+    run locks too). A keyed lock directory is ours or root's, so there it adds no one."""
     euid = os.geteuid()
-    return (0,) if euid == 0 else (euid, 0)
+    uids = set([euid, 0])
+    if dir_uid is not None:
+        uids.add(dir_uid)
+    return uids
 
 
 class ExclusiveLock(object):
@@ -200,15 +206,15 @@ class ExclusiveLock(object):
                 raise denied  # no file to share: the directory is not writable for us
             raise
 
-    def _check(self, fd):
+    def _check(self, fd, dir_uid):
         """Refuse a lock file another user made (they could hold it for ever) or that is not a plain file of ours."""
         info = os.fstat(fd)
         why = None
         if not stat.S_ISREG(info.st_mode):
             why = 'is not a regular file'
-        elif info.st_uid not in _trusted_uids():
-            why = 'belongs to %s, not to %s' % (owner_name(info.st_uid), 'root' if os.geteuid() == 0 else
-                                                 'root or %s' % owner_name(os.geteuid()))
+        elif info.st_uid not in _trusted_uids(dir_uid):
+            why = 'belongs to %s, not to %s' % (owner_name(info.st_uid), ' or '.join(
+                sorted(owner_name(uid) for uid in _trusted_uids(dir_uid))))
         elif info.st_mode & 0o022:
             why = 'is writable by group or others (mode %04o, owner %s)' % (stat.S_IMODE(info.st_mode),
                                                                             owner_name(info.st_uid))
@@ -227,11 +233,12 @@ class ExclusiveLock(object):
         else:
             dir_fd = _open_plain_dir(directory)
         try:
+            dir_uid = os.fstat(dir_fd).st_uid
             fd, writable = self._open_in(dir_fd, name)
         finally:
             os.close(dir_fd)
         try:
-            self._check(fd)
+            self._check(fd, dir_uid)
         except LockRefused:
             os.close(fd)
             raise

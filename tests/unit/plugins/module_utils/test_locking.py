@@ -233,3 +233,18 @@ def test_a_lock_file_another_user_made_is_refused_naming_its_owner(tmp_path):
     assert 'belongs to nobody (uid' in message and lock_file in message and 'already running' not in message
     assert open(lock_file, 'rb').read() == b'pid 1, cleanse since 2026-01-01T00:00:00Z\n'
     assert locking.lock_file_hint(lock_file) == ''  # the message says it all
+
+
+@needs_root
+def test_a_lock_file_of_the_directory_owner_is_trusted(tmp_path):
+    """A dump directory of postgres's (here nobody's): its owner could replace any file there anyway, so a root run
+    locks the lock file a run as that user left."""
+    dest = tmp_path / 'dumps'
+    dest.mkdir(mode=0o700)
+    nobody = pwd.getpwnam('nobody')
+    os.chown(str(dest), nobody.pw_uid, nobody.pw_gid)
+    lock_file = dest / '.omero-backup.lock'
+    lock_file.write_bytes(b'')
+    os.chown(str(lock_file), nobody.pw_uid, nobody.pw_gid)
+    with ExclusiveLock(str(dest), 'db_dump'):
+        assert b'db_dump since' in lock_file.read_bytes()
