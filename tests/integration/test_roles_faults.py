@@ -218,7 +218,8 @@ def test_restore_with_the_database_down_stops_before_the_binary_repository(backe
         assert later not in ran, ran
     assert not [name for name in ran if 'binary repository' in name.lower() and 'verify' not in name.lower()], ran
     assert tree_fingerprint(description['datadir']) == datadir_before
-    assert not os.path.exists(os.path.join(root, 'restore-staging'))
+    staging = os.path.join(root, 'staging')
+    assert not os.path.exists(staging) or os.listdir(staging) == []
     assert description['postgres']['owner_password'] not in result['stdout']
 
 

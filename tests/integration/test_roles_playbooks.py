@@ -88,7 +88,7 @@ def test_backup_disaster_restore_gives_back_the_originals(sandbox_factory, tmp_p
     assert status['jobs']['backup']['last_success']['set_id'] == latest['set_id']
     metrics = open(os.path.join(root, 'status', 'omero_backup.prom')).read()
     assert 'omero_backup_last_run_success{job="backup"} 1' in metrics
-    assert not os.path.exists(os.path.join(root, 'restore-staging'))
+    assert os.listdir(os.path.join(root, 'staging')) == []  # this run's staging removed, the private parent kept
     # passwords never in the play's output
     assert description['postgres']['owner_password'] not in result['stdout']
     assert description['postgres']['superuser_password'] not in result['stdout']

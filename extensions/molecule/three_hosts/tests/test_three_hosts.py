@@ -81,4 +81,11 @@ def test_status_and_metrics_keep_the_last_success_through_the_failed_backup(host
 
 
 def test_no_staging_left_behind(host):
+    # Each run stages in a fresh directory under the root-owned 0700 parent and removes it; the faults' runs
+    # that failed removed theirs too, and the next runs' preflight clears what a killed one would leave.
+    parent = host.file('/var/lib/omero-backup/staging')
+    if parent.exists:
+        assert parent.is_directory and not parent.is_symlink
+        assert parent.user == 'root' and parent.mode == 0o700
+        assert host.run('find /var/lib/omero-backup/staging -mindepth 1').stdout == ''
     assert not host.file('/var/tmp/omero-restore').exists
