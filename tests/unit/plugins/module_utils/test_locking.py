@@ -248,3 +248,14 @@ def test_a_lock_file_of_the_directory_owner_is_trusted(tmp_path):
     os.chown(str(lock_file), nobody.pw_uid, nobody.pw_gid)
     with ExclusiveLock(str(dest), 'db_dump'):
         assert b'db_dump since' in lock_file.read_bytes()
+
+
+@needs_root
+def test_a_user_without_a_home_is_told_to_set_lock_dir(world_readable_dir):
+    """nobody's default lock directory would be under /nonexistent: refused with what to do, nothing made."""
+    nobody = pwd.getpwnam('nobody')
+    lock_file = os.path.join(locking.default_lock_dir(nobody.pw_uid), os.path.basename(
+        locking.keyed_lock_path('datadir', '/OMERO', '/')))
+    said = _as_nobody(lock_file, world_readable_dir)
+    assert said.startswith('untrusted: cannot create the lock directory %s' % os.path.dirname(lock_file)), said
+    assert 'set lock_dir' in said
