@@ -32,7 +32,7 @@ description:
   - A temporary database left by a run killed on the way (or a replaced one it could not drop yet) is found by its
     name and comment and dropped by the next run for the same O(db), whatever its O(state).
   - O(state=absent) drops O(db) after ending its sessions. Only a database carrying an C(omero.backup) comment (made
-    by this module: a restore, a failed one, a replaced one) is dropped unless O(force=true).
+    by this module, for a restore, a failed one or a replaced one) is dropped unless O(force=true).
   - Runs C(pg_restore --exit-on-error), with O(jobs) workers (C(--single-transaction) when O(jobs=1)).
   - Then gathers the planner statistics with C(vacuumdb --analyze-only) (O(analyze)). C(pg_restore) restores none, and
     until autovacuum reaches OMERO's big tables (C(pixels), C(originalfile), C(event), C(eventlog), C(annotation)...)
