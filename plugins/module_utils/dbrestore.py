@@ -434,7 +434,7 @@ def leftover_kind(db, name, comment):
             and comment.startswith(MARKER) and comment.endswith(COMMENT_TEMPORARY % db)):
         return 'temporary'
     old_prefix = side_name(db, OLD_INFIX, 'x' * 16)[:-16]
-    if (re.match(r'\A%s\d{8}T\d{6}Z\Z' % re.escape(old_prefix), name)
+    if (re.match(r'\A%s[0-9]{8}T[0-9]{6}Z\Z' % re.escape(old_prefix), name)
             and comment.startswith('omero.backup replaced database "%s" (%s) ' % (db, REPLACED_DROP))):
         return 'replaced'
     return None
@@ -809,9 +809,15 @@ def _replace(params, runner, admin, target, path, fmt, digest, record, jobs, wan
         except DATABASE_ERRORS as drop_exc:
             kept = (' The temporary database %s could not be dropped (%s); the next run drops it.'
                     % (tmp, str(drop_exc).strip()))
+        # What did change: a role created for the restore stays, and killed runs' leftovers are gone.
+        done = {'changed': bool(result['created']['role'] or result['leftovers_dropped']),
+                'created': {'role': result['created']['role'], 'database': False}, 'replaced': False,
+                'leftovers_dropped': result['leftovers_dropped'], 'space': result.get('space'),
+                'warnings': result['warnings']}
         raise DbRestoreError('restoring %s into a temporary database to replace %s failed: %s. The temporary database was '
-                             'dropped and %s is untouched. Nothing was changed.%s'
-                             % (name, db, scrub(reason, params), db, kept))
+                             'dropped and %s is untouched.%s%s'
+                             % (name, db, scrub(reason, params), db,
+                                ' Nothing else was changed.' if done['changed'] else ' Nothing was changed.', kept), done)
     result['replaced_kept_as'] = old if keep else None
     result['msg'] = ('restored %s into %s (replaced: restored under the temporary name %s, then swapped in; the previous '
                      'database %s)' % (name, db, tmp, 'is kept as %s' % old if keep else 'was dropped'))
@@ -863,6 +869,9 @@ def _swap(admin, db, tmp, old, restored_comment, replaced_comment, keep):
             if getattr(exc, 'pgcode', None) != '55006':  # object_in_use: a session is still connected
                 raise
             last = exc
+        except BaseException:
+            admin.rollback()
+            raise
         finally:
             admin.autocommit = True
     raise DbRestoreError('sessions keep connecting to %s (%s): stop OMERO.server and every other client'
