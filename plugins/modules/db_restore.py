@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: db_restore
-short_description: Restore the OMERO database from a verified dump into an empty database
+short_description: Restore the OMERO database from a verified dump, replace it safely, or drop it
 version_added: 0.1.0
 description:
   - Restores a dump made by M(omero.backup.db_dump) (or a plain C(pg_dump -Fc) file with O(verify=false)) as the OMERO
