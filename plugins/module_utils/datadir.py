@@ -16,7 +16,7 @@ import errno
 import hashlib
 import json
 import os
-import shutil
+import re
 import stat
 import tempfile
 import threading
@@ -27,9 +27,11 @@ from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_
 from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroBackupError, exit_with_result, file_timestamp, module_runner,
                                                                           parse_duration)
 from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.names import escape
 from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
-    Location, Rdiff, glob_escape, interval_seconds, iso, lock_path, parse_location, parse_statistics, parse_verify,
-    remote_schema, resolve_at, restore_problems)
+    Location, Rdiff, glob_escape, interval_seconds, iso, listing_lines, lock_path, parse_location, parse_statistics,
+    parse_verify, remote_schema, resolve_at, restore_problems)
+from ansible_collections.omero.backup.plugins.module_utils.safe_remove import open_dir_nofollow, remove_tree_at
 
 # BioFormatsCache is regenerated on demand; .lock files under .omero are stale after a crash.
 DEFAULT_EXCLUDES = ('BioFormatsCache', '.omero/**/.lock', 'ManagedRepository/.omero/**/.lock')
@@ -37,6 +39,12 @@ FULLTEXT = 'FullText'
 RESTORED_MARKER = '.omero/omero-backup-restored.json'
 STAGING_PREFIX = '.omero-backup-restore.'
 REPLACED_INSIDE_PREFIX = 'omero-backup-replaced-'
+# What a restore leaves in a data dir that is a mount point: never part of a backup, whatever exclude says.
+# A staging tree is a full-size copy a killed restore left (the next run removes it); a replaced tree is the
+# old content kept on purpose (keep_replaced), which OMERO does not know and a backup must not double.
+LEFTOVER_PATTERNS = (STAGING_PREFIX + '*', REPLACED_INSIDE_PREFIX + '*')
+# mkdtemp's random part: 8 of [a-z0-9_]; with the data dir's key before it, a sibling staging tree names its data dir.
+_STAGING_SUFFIX = re.compile(r'[a-z0-9_]{8}\Z')
 MAX_LISTED = 20
 
 
@@ -133,7 +141,7 @@ def scan_symlinks(src, skip_top=()):
                         targets.add(os.path.dirname(target))
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-    listed = sorted(targets)
+    listed = sorted(escape(target) for target in targets)
     return {'total': total, 'outside': outside, 'outside_dirs': listed[:MAX_LISTED],
             'outside_dirs_truncated': len(listed) > MAX_LISTED}
 
@@ -150,6 +158,124 @@ def _inside(child, parent):
     child = os.path.abspath(child).rstrip('/') + '/'
     parent = os.path.abspath(parent).rstrip('/') + '/'
     return child.startswith(parent)
+
+
+def leftover_globs(src):
+    """rdiff-backup ``--exclude`` globs for restore leftovers at the top of ``src`` (LEFTOVER_PATTERNS)."""
+    return [glob_escape(src.rstrip('/')) + '/' + pattern for pattern in LEFTOVER_PATTERNS]
+
+
+def staging_prefix(datadir):
+    """The name prefix of the restore staging of ``datadir`` (a real path): keyed by that path, so that a staging
+    tree beside the data dir says whose it is, and a run never takes another data dir's staging for its own."""
+    key = hashlib.sha256(datadir.encode('utf-8', 'surrogateescape')).hexdigest()[:12]
+    return '%s%s.' % (STAGING_PREFIX, key)
+
+
+def find_leftovers(datadir):
+    """(ours, unknown): restore staging trees of ``datadir`` (a real path) as (directory, name), and staging
+    trees beside it whose data dir cannot be told (named by a version before the key), as paths.
+
+    Ours: every top-level ``.omero-backup-restore.*`` inside the data dir (a mount point stages there) and the
+    ``.omero-backup-restore.<key>.*`` beside it. Only safe to remove while the data dir's lock is held: any
+    restore using one holds that lock.
+    """
+    ours, unknown = [], []
+    if os.path.isdir(datadir) and not os.path.islink(datadir):
+        ours.extend((datadir, name) for name in sorted(os.listdir(datadir)) if name.startswith(STAGING_PREFIX))
+    parent = os.path.dirname(datadir.rstrip('/')) or '/'
+    mine = staging_prefix(datadir)
+    try:
+        beside = sorted(os.listdir(parent))
+    except OSError:
+        beside = []
+    for name in beside:
+        if name.startswith(mine) and _STAGING_SUFFIX.match(name[len(mine):]):
+            ours.append((parent, name))
+        elif (name.startswith(STAGING_PREFIX) and _STAGING_SUFFIX.match(name[len(STAGING_PREFIX):])
+              and os.path.isdir(os.path.join(parent, name))):
+            unknown.append(os.path.join(parent, name))
+    return ours, unknown
+
+
+def clean_leftovers(datadir, check_mode, result, lock_held=False):
+    """Remove the restore staging trees a killed restore left for ``datadir``; results ``leftovers`` (paths
+    removed, or that would be in check mode) and ``leftovers_bytes``.
+
+    Only under the data dir's lock, which every restore holds while its staging tree exists. ``lock_held``: the
+    caller (a restore) holds it, and a tree that cannot be removed fails the run. Otherwise (a backup) it is
+    taken here without waiting; when another run holds it nothing is removed and a warning says so (the
+    leftovers are excluded from the backup anyway).
+    """
+    result.setdefault('leftovers', [])
+    result.setdefault('leftovers_bytes', 0)
+    ours, unknown = find_leftovers(datadir)
+    for path in unknown:
+        result['warnings'].append('%s looks like the staging tree of a killed restore, but its name does not say '
+                                  'which data dir it belongs to; remove it by hand once no restore runs'
+                                  % escape(path))
+    if not ours:
+        return
+    if check_mode:
+        for directory, name in ours:
+            result['leftovers'].append(escape(os.path.join(directory, name)))
+            result['leftovers_bytes'] += directory_usage_safe(os.path.join(directory, name))
+        result['changed'] = True
+        return
+    lock = None
+    if not lock_held:
+        lock = ExclusiveLock(datadir_lock_path(datadir), 'removal of restore leftovers in %s' % datadir)
+        try:
+            lock.acquire()
+        except (AlreadyRunning, OSError) as exc:
+            result['warnings'].append('restore leftovers %s were not removed (%s); they are not part of this backup'
+                                      % (', '.join(escape(os.path.join(d, n)) for d, n in ours), exc))
+            return
+        # Listed again under the lock: a restore that finished meanwhile has renamed its staging away.
+        ours, unknown = find_leftovers(datadir)
+    try:
+        for directory, name in ours:
+            report = _remove_at(directory, name)
+            path = escape(os.path.join(directory, name))
+            result['leftovers'].append(path)
+            result['leftovers_bytes'] += report.bytes
+            result['changed'] = True
+            if report.errors:
+                message = 'restore leftover %s was only partly removed: %s' % (path, '; '.join(
+                    '%s: %s' % (escape(rel), why) for rel, why in report.errors[:5]))
+                if lock_held:
+                    raise DatadirError(message + '; nothing restored', result)
+                result['warnings'].append(message)
+    finally:
+        if lock is not None:
+            lock.release()
+    if result['leftovers']:
+        result['warnings'].append('removed %d restore leftover(s) (%d bytes) a killed restore had left: %s'
+                                  % (len(result['leftovers']), result['leftovers_bytes'], ', '.join(result['leftovers'])))
+
+
+def _remove_at(directory, name):
+    fd = open_dir_nofollow(directory)
+    try:
+        report = remove_tree_at(fd, name)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return report
+
+
+def directory_usage_safe(path):
+    """Bytes of the regular files below ``path``, links not followed (for check mode's report)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
 
 
 def backup_datadir(params, runner, check_mode=False, now=None):
@@ -188,8 +314,12 @@ def backup_datadir(params, runner, check_mode=False, now=None):
         if keep_seconds <= 0:
             raise DatadirError('keep_increments_for must be longer than 0 seconds', result)
     skip_seconds = parse_duration(params.get('skip_if_newer_than'))
-    globs = exclude_globs(src, params.get('exclude'), params.get('exclude_fulltext'))
-    result['excluded'] = globs
+    globs = exclude_globs(src, params.get('exclude'), params.get('exclude_fulltext')) + leftover_globs(src)
+    result['excluded'] = [escape(glob) for glob in globs]
+    kept_old = [name for name in os.listdir(src) if name.startswith(REPLACED_INSIDE_PREFIX)]
+    if kept_old:
+        warnings.append('not backed up: %s in %s, the old content a restore kept (keep_replaced); move or delete it'
+                        % (', '.join(escape(name) for name in sorted(kept_old)), escape(src)))
     if params.get('exclude_fulltext'):
         warnings.append('FullText (the search index) is excluded: after a restore, run a full reindex '
                         '(see the OMERO search docs) before searches return results')
@@ -199,6 +329,7 @@ def backup_datadir(params, runner, check_mode=False, now=None):
     result['lock'] = lock_path(dest)
     # Locked before the repository is even read: a concurrent run would show a half-written session.
     with _locked(result, 'datadir backup', check_mode):
+        clean_leftovers(src, check_mode, result)
         _backup_steps(rdiff, src, dest, globs, params, keep_seconds, skip_seconds, now, check_mode, result)
     if result['changed'] and not check_mode and not result['skipped']:
         result['duration'] = round(time.time() - started, 3)
@@ -529,6 +660,8 @@ def restore_datadir(params, runner, check_mode=False, now=None):
     result['lock'] = lock_path(repo)
     with _locked(result, 'datadir restore', check_mode, read_only=True):
         with _datadir_locked(dest, check_mode, result):
+            # Under the data dir's lock no restore is using a staging tree: what is there, a killed run left.
+            clean_leftovers(dest, check_mode, result, lock_held=True)
             _restore_steps(rdiff, repo, dest, dest_state, entries, state, params, check_mode, now, result)
     if result['changed'] and not check_mode:
         result['duration'] = round(time.time() - started, 3)
@@ -579,7 +712,7 @@ def _restore_steps(rdiff, repo, dest, dest_state, entries, state, params, check_
     restore_action = ['restore', '--at', str(epoch)]
     if params.get('verify'):
         result['commands'].append(rdiff.argv(['verify', '--at', str(epoch)], [repo]))
-    staging_example = os.path.join(dest if inside else parent, STAGING_PREFIX + 'XXXX')
+    staging_example = os.path.join(dest if inside else parent, staging_prefix(dest) + 'XXXXXXXX')
     result['commands'].append(rdiff.argv(restore_action, [repo, staging_example]))
     if check_mode:
         result['changed'] = True
@@ -614,7 +747,7 @@ def _verify_before_restore(rdiff, repo, epoch, result):
 
 def _restore_and_swap(rdiff, repo, epoch, dest, dest_state, inside, restore_action, params, result):
     parent = os.path.dirname(dest.rstrip('/')) or '/'
-    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest if inside else parent)
+    staging = tempfile.mkdtemp(prefix=staging_prefix(dest), dir=dest if inside else parent)
     try:
         outcome, argv = rdiff.run(restore_action, [repo, staging])
         result['commands'][-1] = argv
@@ -624,10 +757,14 @@ def _restore_and_swap(rdiff, repo, epoch, dest, dest_state, inside, restore_acti
         if problems:
             raise DatadirError('restore of %s from %s failed, %s left as it was: %s'
                                % (iso(epoch), repo.spec, dest, '; '.join(problems[:10])), result)
-        missing = sorted(rdiff.list_files(repo, epoch) - _relpaths(staging))
+        # rdiff-backup lists names lossily (U+FFFD for bytes that are not UTF-8, a newline splits a name), so
+        # the staging tree is put through the same decoding and the two are compared as counted lines.
+        missing = sorted((rdiff.list_files(repo, epoch) - listing_lines(_relpaths(staging))).elements())
         if missing:
+            result['missing_entries'] = [escape(line) for line in missing[:MAX_LISTED]]
             raise DatadirError('restore of %s from %s is incomplete (%d entries missing: %s), %s left as it was'
-                               % (iso(epoch), repo.spec, len(missing), ', '.join(missing[:5]), dest), result)
+                               % (iso(epoch), repo.spec, len(missing), ', '.join(result['missing_entries'][:5]), dest),
+                               result)
         restored_uuids = _has_repo_uuid(staging)
         if not restored_uuids:
             raise DatadirError('the restored tree has no .omero/repository/<uuid>/repo_uuid; %s left as it was' % dest,
@@ -652,21 +789,18 @@ def _restore_and_swap(rdiff, repo, epoch, dest, dest_state, inside, restore_acti
         staging = None
     finally:
         if staging is not None and os.path.isdir(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove_at(os.path.dirname(staging), os.path.basename(staging))
     result['changed'] = True
     result['msg'] = 'restored the backup of %s from %s into %s' % (repo.spec, iso(epoch), dest)
 
 
 def _relpaths(root):
-    found = set(['.'])
+    """Every entry below ``root`` as a relative path in bytes (the names exactly as they are on disk)."""
+    root = os.fsencode(root)
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         for name in dirnames + filenames:
-            relpath = name if rel == '.' else rel + '/' + name
-            found.add(relpath)
-            if '\n' in relpath:
-                found.update(relpath.split('\n'))
-    return found
+            yield name if rel == b'.' else rel + b'/' + name
 
 
 def _chown_tree(path, owner, group):
@@ -695,11 +829,20 @@ def _swap_sibling(staging, dest, dest_state, params, result):
     if old and dest_state == 'empty':
         os.rmdir(old)
     elif old and not params.get('keep_replaced', True):
-        shutil.rmtree(old)
+        _remove_replaced(old, result)
     elif old:
         result['replaced_path'] = old
         result['warnings'].append('the previous %s was kept as %s; delete it once the restore is checked' % (dest, old))
     fsync_dir(parent)
+
+
+def _remove_replaced(old, result):
+    """Delete the old tree (keep_replaced: false); what cannot be removed stays, is named and counts as kept."""
+    report = _remove_at(os.path.dirname(old), os.path.basename(old))
+    if report.errors:
+        result['replaced_path'] = old
+        result['warnings'].append('the previous tree %s could not be removed completely: %s' % (escape(old), '; '.join(
+            '%s: %s' % (escape(rel), why) for rel, why in report.errors[:5])))
 
 
 def _swap_inside(staging, dest, dest_state, params, result):
@@ -720,7 +863,7 @@ def _swap_inside(staging, dest, dest_state, params, result):
     os.rmdir(staging)
     fsync_dir(dest)
     if old and not params.get('keep_replaced', True):
-        shutil.rmtree(old)
+        _remove_replaced(old, result)
     elif old:
         result['replaced_path'] = old
         result['warnings'].append('the previous content of %s was kept in %s, inside the data dir: move or delete it '

@@ -11,6 +11,7 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import calendar
+import collections
 import datetime
 import os
 import re
@@ -213,12 +214,12 @@ class Rdiff(object):
                              % (location.spec, outcome.describe()))
 
     def list_files(self, location, epoch):
-        """Relative paths of every entry of the backup taken at ``epoch`` (``.`` is the root)."""
+        """The lines rdiff-backup prints for every entry of the backup taken at ``epoch``, counted
+        (``.`` is the root); compare them with ``listing_lines()`` of a tree, never with its names."""
         outcome, argv = self.run(['list', 'files', '--at', str(epoch)], [location])
         if outcome.rc != 0:
             raise RdiffError('cannot list the files of %s: %s' % (location.spec, outcome.describe()))
-        # One name a line (2.2 ignores --null-separator here): a name holding a newline comes out in pieces.
-        return set(name for name in outcome.out.split('\n') if name)
+        return parse_listing(outcome.out)
 
     def repository_uuids(self, location, epoch):
         """Names of ``.omero/repository/<uuid>`` dirs holding a ``repo_uuid`` in the backup taken at ``epoch``."""
@@ -259,6 +260,29 @@ def parse_increments(text):
         if len(fields) >= 2 and fields[0].isdigit():
             epochs.append(int(fields[0]))
     return sorted(set(epochs))
+
+
+def parse_listing(text):
+    """Counter of the lines of ``rdiff-backup list files`` (``.`` and one relative path a line).
+
+    rdiff-backup 2.2 prints names as lossy text: each byte that is not UTF-8 becomes U+FFFD (the same as
+    Python's ``bytes.decode('utf-8', 'replace')``), and a name holding a newline comes out in pieces (it
+    ignores --null-separator here). So the listing is not a set of names: it is a multiset of lines, and
+    ``listing_lines()`` gives the same multiset for the tree a restore wrote. Lines are split as
+    ``str.splitlines()`` splits them, on both sides, so a runner that turns CR into LF changes nothing.
+    """
+    return collections.Counter(line for line in (text or '').splitlines() if line)
+
+
+def listing_lines(relpaths):
+    """Counter of the lines ``rdiff-backup list files`` prints for these relative paths (bytes, or str
+    decoded with surrogateescape), with the root ``.``: see parse_listing()."""
+    lines = collections.Counter(['.'])
+    for relpath in relpaths:
+        if not isinstance(relpath, bytes):
+            relpath = relpath.encode('utf-8', 'surrogateescape')
+        lines.update(line for line in relpath.decode('utf-8', 'replace').splitlines() if line)
+    return lines
 
 
 def parse_statistics(text):

@@ -26,6 +26,13 @@ description:
   - rdiff-backup exit codes are bit flags; an error (1) or a file error (4) fails the task, a warning (2, 8) is
     reported in RV(warnings_list).
   - After the backup, O(verify) checks every file of the newest backup against its recorded checksum.
+  - Restore leftovers are never backed up. A restore killed mid-copy (kill -9, a crash) leaves a full-size staging
+    tree C(.omero-backup-restore.*) inside O(src) (when O(src) is a mount point) or beside it; before backing up, the
+    module takes the data dir's lock (the one every restore and cleanse holds), removes the leftovers that belong to
+    O(src) and reports them in RV(leftovers). When another run holds the lock they stay, with a warning. Top-level
+    C(.omero-backup-restore.*) and C(omero-backup-replaced-*) (old content a restore kept) are always excluded.
+  - File names are bytes and are backed up as they are; names in results that are not printable UTF-8 are shown
+    escaped (C(\xe9), C(\n)).
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
@@ -65,7 +72,8 @@ options:
   exclude:
     description:
       - Glob patterns, relative to O(src), of what not to back up (C(**) crosses directories).
-      - Setting this replaces the default list.
+      - Setting this replaces the default list. Restore leftovers at the top of O(src)
+        (C(.omero-backup-restore.*), C(omero-backup-replaced-*)) are excluded whatever this says.
     type: list
     elements: str
     default: ['BioFormatsCache', '.omero/**/.lock', 'ManagedRepository/.omero/**/.lock']
@@ -215,8 +223,19 @@ pruned:
   returned: always
   type: list
   elements: str
+leftovers:
+  description:
+    - Staging trees of killed restores of O(src) removed before the backup (in check mode, that would be removed).
+  returned: when the source was examined
+  type: list
+  elements: str
+  sample: ["/OMERO/.omero-backup-restore.3f2a9c1e0b7d.k2j4h5g6"]
+leftovers_bytes:
+  description: Bytes in RV(leftovers).
+  returned: when the source was examined
+  type: int
 excluded:
-  description: The C(--exclude) globs given to rdiff-backup.
+  description: The C(--exclude) globs given to rdiff-backup, the restore leftovers' included.
   returned: when the arguments were valid
   type: list
   elements: str

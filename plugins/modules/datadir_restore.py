@@ -22,6 +22,12 @@ description:
     set and the database answers, that C(<uuid>) is the database's C(omero.db.uuid). A mismatch fails the task
     (OMERO would register a new repository and every imported fileset would become unreachable).
   - Ownership and permissions are restored as recorded (run as root); O(owner) and O(group) can force them.
+  - File names are bytes and come back byte for byte (names that are not UTF-8, hold a newline or blanks). The
+    check that nothing is missing compares C(rdiff-backup list files), which prints names lossily, with the restored
+    tree put through the same decoding, line by line and counted. Names in results are shown escaped (C(\xe9)).
+  - A restore killed mid-copy leaves its staging tree C(.omero-backup-restore.<key>.*) (C(<key>) names O(dest)). The
+    next run, once it holds the data dir's lock (so no restore uses it), removes those of O(dest) and reports them in
+    RV(leftovers); so does M(omero.backup.datadir_backup), which never backs them up.
 author:
   - omero.backup contributors (@ome)
 extends_documentation_fragment:
@@ -196,6 +202,24 @@ lock:
   description: The lock file serialising runs against the repository.
   returned: when a restore ran or would run
   type: str
+leftovers:
+  description:
+    - Staging trees of killed restores of O(dest) removed before this restore (in check mode, that would be removed).
+  returned: when the data dir's lock was taken, or in check mode
+  type: list
+  elements: str
+  sample: ["/OMERO/.omero-backup-restore.3f2a9c1e0b7d.k2j4h5g6"]
+leftovers_bytes:
+  description: Bytes in RV(leftovers).
+  returned: when the data dir's lock was taken, or in check mode
+  type: int
+missing_entries:
+  description:
+    - Entries of the backup that the restored tree lacks (at most 20), as C(rdiff-backup list files) prints them
+      (bytes that are not UTF-8 as U+FFFD), escaped; the restore then fails and O(dest) is left as it was.
+  returned: when the restore was incomplete
+  type: list
+  elements: str
 datadir_lock:
   description:
     - The lock file of the data dir (shared with M(omero.backup.cleanse)), held while the restore runs, so a
