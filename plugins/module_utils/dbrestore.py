@@ -345,8 +345,8 @@ def _create_role(admin, owner, password, verifier=None):
 
 
 def _create_database(admin, db, owner, tablespace=None):
-    sql = "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0" % (postgres.quote_ident(admin, db),
-                                                                            postgres.quote_ident(admin, owner))
+    sql = "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0" % (
+        postgres.quote_ident(admin, db), postgres.quote_ident(admin, owner))
     if tablespace and tablespace != 'pg_default':
         sql += ' TABLESPACE %s' % postgres.quote_ident(admin, tablespace)
     with admin.cursor() as cursor:
@@ -666,8 +666,8 @@ def _restore(params, runner, check_mode):
             result.update(msg='%s already holds a complete restore of this dump (sha256 %s); nothing to do' % (db, digest),
                           diff={'before': before, 'after': before}, changed=bool(leftovers))
             if leftovers:
-                result['msg'] += ' but %s %s, left by killed restores' % ('would drop' if check_mode else 'dropped',
-                                                                         ', '.join(leftovers))
+                result['msg'] += ' but %s %s, left by killed restores' % (
+                    'would drop' if check_mode else 'dropped', ', '.join(leftovers))
             return _with_facts(params, result, db)
         if _not_empty(target) and state != 'replaced':
             raise DbRestoreError('database %s is not empty (%s relations%s): refusing to restore into it. pg_restore into an '
@@ -687,7 +687,6 @@ def _restore(params, runner, check_mode):
         space = _space_plan(params, admin, db, target, record, path, will_replace)
         result['space'] = space
         _check_space(space, result)
-        dump_owner = record.get('database_owner')
         result['diff'] = {'before_header': '%s (before)' % db, 'after_header': '%s (after)' % db,
                           'before': before, 'after': _describe(True, {'exists': True, 'restored_sha256': digest,
                                                                       'analyze_pending': not want_analyze})}
