@@ -396,3 +396,89 @@ def test_helpers(store):
     first, count = tree_fingerprint(store['src'])
     os.utime(os.path.join(store['src'], 'Files/7'), (1, 1))
     assert tree_fingerprint(store['src'])[0] != first and count > 20
+
+
+# Names are bytes ------------------------------------------------------------------------------------------------
+
+ODD_NAMES = [b'caf\xe9', b'caf\xea', b'new\nline', b'new', b' lead', b'trail ', 'caf\u00e9'.encode('utf-8'),
+             '\u65e5\u672c'.encode('utf-8'), b'cr\rx', b'a\xff\xfeb', b'\xed\xa0\x80', b'back\\slash']
+
+
+def test_listing_lines_of_a_tree_equal_rdiff_backups_listing(tmp_path):
+    from ansible_collections.omero.backup.plugins.module_utils.rdiff import Rdiff, listing_lines
+    src = os.path.join(os.fsencode(str(tmp_path)), b'src')
+    os.makedirs(os.path.join(src, b'odd \xe9\ndir'))
+    for name in ODD_NAMES:
+        for directory in (src, os.path.join(src, b'odd \xe9\ndir')):
+            with open(os.path.join(directory, name), 'wb') as handle:
+                handle.write(name)
+    repo = str(tmp_path / 'repo')
+    subprocess.check_call(['rdiff-backup', 'backup', os.fsdecode(src), repo], stdout=subprocess.DEVNULL)
+    rdiff = Rdiff(subprocess_runner)
+    epoch = rdiff.increments(Location(None, repo))[-1]
+    listed = rdiff.list_files(Location(None, repo), epoch)
+    assert listed == listing_lines(datadir._relpaths(os.fsdecode(src)))
+    # caf\xe9 and caf\xea both list as caf\ufffd: counted, the loss of either one is seen.
+    assert listed['caf\ufffd'] == 2
+    os.unlink(os.path.join(src, b'caf\xea'))
+    os.unlink(os.path.join(src, b'odd \xe9\ndir', b'new\nline'))
+    missing = listed - listing_lines(datadir._relpaths(os.fsdecode(src)))
+    assert sorted(missing.elements()) == ['caf\ufffd', 'dir/new', 'line', 'odd \ufffd']
+
+
+def test_restore_refuses_a_tree_missing_an_odd_name(store, monkeypatch):
+    """The completeness check still catches a lost file whose name is not UTF-8 (another one lists the same)."""
+    for name in (b'caf\xe9', b'caf\xea'):
+        with open(os.path.join(os.fsencode(store['src']), b'Files', name), 'wb') as handle:
+            handle.write(name)
+    backup_datadir({'src': store['src'], 'dest': store['repo'], 'verify': False}, subprocess_runner)
+    real_relpaths = datadir._relpaths
+
+    def losing_one(root):
+        return [relpath for relpath in real_relpaths(root) if relpath != b'Files/caf\xea']
+
+    monkeypatch.setattr(datadir, '_relpaths', losing_one)
+    dest = str(store['tmp'] / 'restored-odd')
+    with pytest.raises(DatadirError) as refused:
+        restore_datadir({'src': store['repo'], 'dest': dest}, subprocess_runner)
+    assert 'incomplete (1 entries missing: Files/caf\ufffd)' in str(refused.value)
+    assert refused.value.result['missing_entries'] == ['Files/caf\ufffd']
+    assert not os.path.exists(dest)
+
+
+def test_leftovers_belong_to_one_data_dir_only(tmp_path):
+    """Two data dirs beside each other: each run removes only its own sibling staging trees, never the other's,
+    and a staging tree named before the key is only reported."""
+    parent = str(tmp_path)
+    one, two = os.path.join(parent, 'OMERO'), os.path.join(parent, 'OMERO.x')
+    for path in (one, two):
+        os.mkdir(path)
+    mine = datadir.staging_prefix(one) + 'abcd1234'
+    theirs = datadir.staging_prefix(two) + 'abcd1234'
+    old_style = datadir.STAGING_PREFIX + 'q1w2e3r4'
+    for name in (mine, theirs, old_style):
+        os.makedirs(os.path.join(parent, name, 'Files'))
+    inside = os.path.join(one, datadir.STAGING_PREFIX + 'zz')
+    os.makedirs(inside)
+    ours, unknown = datadir.find_leftovers(one)
+    assert ours == [(one, datadir.STAGING_PREFIX + 'zz'), (parent, mine)]
+    assert unknown == [os.path.join(parent, old_style)]
+    result = {'warnings': [], 'changed': False}
+    datadir.clean_leftovers(one, False, result)
+    assert sorted(result['leftovers']) == sorted([inside, os.path.join(parent, mine)]) and result['changed']
+    assert sorted(os.listdir(parent)) == sorted(['OMERO', 'OMERO.x', theirs, old_style])
+    assert any(old_style in warning and 'remove it by hand' in warning for warning in result['warnings'])
+
+
+def test_leftovers_stay_while_another_run_holds_the_lock(tmp_path):
+    data = str(tmp_path / 'OMERO')
+    leftover = os.path.join(data, datadir.STAGING_PREFIX + 'zz')
+    os.makedirs(leftover)
+    holder = ExclusiveLock(datadir_lock_path(data), 'datadir restore').acquire()
+    try:
+        result = {'warnings': [], 'changed': False}
+        datadir.clean_leftovers(data, False, result)
+    finally:
+        holder.release()
+    assert result['leftovers'] == [] and os.path.isdir(leftover) and not result['changed']
+    assert any('were not removed' in warning and 'already running' in warning for warning in result['warnings'])
