@@ -23,6 +23,7 @@ import bisect
 import contextlib
 import errno
 import itertools
+import json
 import operator
 import os
 import re
@@ -34,10 +35,13 @@ import threading
 import time
 
 from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open, fsync_dir
+from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open
+from ansible_collections.omero.backup.plugins.module_utils import quarantine
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.dirfd import DirChain, DirChanged, identity, lstat_at, open_dir, split_relpath
 from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
 from ansible_collections.omero.backup.plugins.module_utils.names import ID_DIRECTORY
+from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name
 from ansible_collections.omero.backup.plugins.module_utils.locking import (AlreadyRunning, ExclusiveLock, datadir_lock_path,
                                                                            lock_file_hint)
 from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
@@ -49,15 +53,13 @@ OMERO_QUERY_BATCH = 25
 # The server only ever creates Dir-NNN directories below the three roots; any
 # other directory is not its work and is left alone with everything in it.
 _ID_DIRECTORY = ID_DIRECTORY  # names.py: exactly three ASCII digits, anchored with \Z
-_SPOOL_SEPARATOR = '\t'
 
 
 class CleanseRefused(OmeroBackupError):
     """An interlock fired; nothing was removed."""
 
-    def __init__(self, reasons, result):
-        super(CleanseRefused, self).__init__(
-            'refusing to cleanse, nothing was removed: ' + ' '.join(reasons))
+    def __init__(self, reasons, result, what='refusing to cleanse, nothing was removed'):
+        super(CleanseRefused, self).__init__(what + ': ' + ' '.join(reasons))
         self.reasons = reasons
         self.result = result
 
@@ -92,7 +94,8 @@ def load_ids(conn, table, chunk=ID_CHUNK):
     ids = array.array('q')
     if ids.itemsize != 8:
         raise OmeroBackupError('this Python has no 8-byte array type')
-    name = postgres.quote_ident(conn, table)
+    # Schema-qualified: connections run with search_path = pg_catalog (see postgres.py).
+    name = 'public.' + postgres.quote_ident(conn, table)
     queries = 0
     last = None
     with conn.cursor() as cursor:
@@ -172,6 +175,8 @@ def new_result(params, backend):
         'report_file': params.get('report_file'),
         'queries': 0,
         'omero_equivalent_queries': 0,
+        'restored': 0,
+        'restored_bytes': 0,
         'refused': [],
         'forced': [],
         'warnings': [],
@@ -197,40 +202,51 @@ class _Listing(object):
 
     def add(self, relpath):
         if len(self.sample) < self.max_listed:
-            self.sample.append(relpath)
+            # Results are JSON: a name's bytes are shown by names.escape(), one to one.
+            self.sample.append(escape_name(relpath))
         else:
             self.truncated = True
 
 
 def _open_spool():
-    return tempfile.TemporaryFile(mode='w+', encoding='utf-8', errors='surrogateescape', prefix='omero-cleanse.')
+    return tempfile.TemporaryFile(mode='w+', encoding='ascii', prefix='omero-cleanse.')
 
 
 def _spool_write(spool, relpath, size, object_id):
-    spool.write('%s%s%d%s%d\n' % (relpath, _SPOOL_SEPARATOR, size, _SPOOL_SEPARATOR, object_id))
+    # One JSON array per line: json keeps a newline, a tab or an undecodable
+    # byte (a lone surrogate from os.listdir) of a name inside the line, and
+    # gives the same str back.
+    spool.write(json.dumps([relpath, size, object_id]) + '\n')
 
 
 def _spool_read(spool):
     spool.seek(0)
     for line in spool:
-        relpath, size, object_id = line.rstrip('\n').rsplit(_SPOOL_SEPARATOR, 2)
-        yield relpath, int(size), int(object_id)
+        relpath, size, object_id = json.loads(line)
+        yield relpath, size, object_id
+
+
+def _report_line(relpath, size, action):
+    return ('%s\t%d\t%s\n' % (escape_name(relpath), size, action)).encode('utf-8')
 
 
 # --------------------------------------------------------------------------- walk
 
-def _is_real_dir(path):
+def _is_real_dir(dir_fd, name):
     """A directory, not a symlink to one (the walk never follows links below the roots)."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return False
-        raise
+    info = lstat_at(dir_fd, name)
+    return info is not None and stat.S_ISDIR(info.st_mode)
 
 
 class _Walker(object):
-    """Streams one of Pixels/Files/Thumbnails, spooling orphans and noting what would be left empty."""
+    """Streams one of Pixels/Files/Thumbnails, spooling orphans and noting what would be left empty.
+
+    Every directory is opened relative to its parent's descriptor without
+    following a symlink (only the three roots may be symlinks), and its
+    identity, owner, mode and times are kept in ``dirs``: the removal acts
+    only in directories that are still these ones, and a quarantine gives its
+    directories these owners and modes.
+    """
 
     def __init__(self, datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age):
         self.datadir = datadir
@@ -242,13 +258,27 @@ class _Walker(object):
         self.unknown_listing = unknown_listing
         self.young_before = now - min_age
         self.empty_dirs = []  # post-order: children before parents
+        self.dirs = {}  # relpath ('' is the data dir) -> quarantine.dir_record()
 
     def walk(self):
-        root = os.path.join(self.datadir, self.subdir)
-        # The three roots may be symlinks to bigger volumes (as omero's own walk
-        # allows); below them no symlinked directory is followed.
-        if os.path.isdir(root):
-            self._walk_dir(root, self.subdir, top=True)
+        datadir_fd = open_dir(self.datadir, follow=True)
+        try:
+            self.dirs[''] = quarantine.dir_record(os.fstat(datadir_fd))
+            # The three roots may be symlinks to bigger volumes (as omero's own walk
+            # allows); below them no symlinked directory is followed.
+            try:
+                root_fd = open_dir(self.subdir, dir_fd=datadir_fd, follow=True)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+                root_fd = None
+            if root_fd is not None:
+                try:
+                    self._walk_dir(root_fd, self.subdir, top=True)
+                finally:
+                    os.close(root_fd)
+        finally:
+            os.close(datadir_fd)
         # omero asks about every file it meets, kept names included, 25 at a time.
         self.stats['omero_queries'] = -(-self.stats['entries'] // OMERO_QUERY_BATCH)
 
@@ -256,7 +286,7 @@ class _Walker(object):
         self.stats['kept_unknown'] += 1
         self.unknown_listing.add(relpath)
 
-    def _walk_dir(self, path, relpath, top=False):
+    def _walk_dir(self, fd, relpath, top=False):
         """True when nothing would be left in this directory after the cleanse.
 
         os.listdir, not os.scandir: names only, no object per entry, as fast
@@ -264,7 +294,8 @@ class _Walker(object):
         that are not ids (a Dir-NNN to enter, or something to keep) and
         orphans (a directory named like an id is kept, never removed).
         """
-        names = os.listdir(path)
+        self.dirs[relpath] = quarantine.dir_record(os.fstat(fd))
+        names = os.listdir(fd)
         ids = entry_ids(names)
         kept = 0
         subdirs = []
@@ -272,7 +303,7 @@ class _Walker(object):
             for name, object_id in zip(names, ids):
                 if object_id is not None:
                     continue
-                is_dir = _is_real_dir(path + '/' + name)
+                is_dir = _is_real_dir(fd, name)
                 if is_dir and _ID_DIRECTORY.match(name):
                     subdirs.append(name)
                     continue
@@ -292,27 +323,36 @@ class _Walker(object):
         kept += len(known) - len(orphans)
         orphans.sort()
         for name, object_id in orphans:
-            if not self._orphan(path + '/' + name, relpath + '/' + name, object_id):
+            if not self._orphan(fd, name, relpath + '/' + name, object_id):
                 kept += 1
-        # Subdirectories are walked after this directory's listing is done,
-        # so no directory handle stays open across levels.
+        # Subdirectories are walked after this directory's listing is done;
+        # only the descriptors of the directories above stay open.
         for name in sorted(subdirs):
-            if not self._walk_dir(path + '/' + name, relpath + '/' + name):
+            try:
+                child = open_dir(name, dir_fd=fd)
+            except OSError as exc:
+                # Swapped for a symlink (or gone) since the lstat above: not entered.
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    raise
+                self._keep_unknown(relpath + '/' + name)
                 kept += 1
+                continue
+            try:
+                if not self._walk_dir(child, relpath + '/' + name):
+                    kept += 1
+            finally:
+                os.close(child)
         if kept == 0 and not top:
             self.empty_dirs.append(relpath)
             self.stats['empty_dirs'] += 1
             return True
         return False
 
-    def _orphan(self, path, relpath, object_id):
+    def _orphan(self, dir_fd, name, relpath, object_id):
         """Account for one orphan; False when it must stay (too young)."""
-        try:
-            info = os.lstat(path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return True
-            raise
+        info = lstat_at(dir_fd, name)
+        if info is None:
+            return True
         if stat.S_ISDIR(info.st_mode):
             # omero lists such a directory but never removes it; neither do we.
             self._keep_unknown(relpath + '/')
@@ -334,74 +374,20 @@ class _Walker(object):
 def _check_quarantine_dir(datadir, quarantine_dir, subdirectories):
     if not quarantine_dir:
         return
-    quarantine = os.path.realpath(quarantine_dir)
+    target = os.path.realpath(quarantine_dir)
     for subdir in subdirectories:
         scanned = os.path.realpath(os.path.join(datadir, subdir))
-        if quarantine == scanned or quarantine.startswith(scanned + os.sep):
+        if target == scanned or target.startswith(scanned + os.sep):
             raise OmeroBackupError('quarantine_dir %s is inside the scanned directory %s: choose a place outside it'
                                    % (quarantine_dir, scanned))
     if os.path.lexists(quarantine_dir) and not os.path.isdir(quarantine_dir):
         raise OmeroBackupError('quarantine_dir %s exists and is not a directory' % quarantine_dir)
-
-
-def _copy_across_filesystems(source, target):
-    """Copy with data and directory entry on disk before the caller unlinks the source."""
-    info = os.lstat(source)
-    if stat.S_ISLNK(info.st_mode):
-        os.symlink(os.readlink(source), target)
-    else:
-        shutil.copy2(source, target, follow_symlinks=False)
-        fd = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    if os.geteuid() == 0:
-        os.lchown(target, info.st_uid, info.st_gid)
-    fsync_dir(os.path.dirname(target))
-
-
-class _Remover(object):
-    """Deletes, or moves into the quarantine directory under the same relative path."""
-
-    def __init__(self, datadir, quarantine_dir):
-        self.datadir = datadir
-        self.quarantine_dir = quarantine_dir
-        self.dirty_dirs = set()
-
-    def remove(self, relpath):
-        source = os.path.join(self.datadir, relpath)
-        if not self.quarantine_dir:
-            os.unlink(source)
-            self.dirty_dirs.add(os.path.dirname(source))
-            return
-        target = os.path.join(self.quarantine_dir, relpath)
-        if os.path.lexists(target):
-            raise OSError(errno.EEXIST, 'already in the quarantine, left in place', target)
-        target_dir = os.path.dirname(target)
-        if not os.path.isdir(target_dir):
-            os.makedirs(target_dir, 0o700)
-        try:
-            # rename never overwrites here: target was checked just above and
-            # only this run (it holds the data dir lock) writes there.
-            os.rename(source, target)
-            self.dirty_dirs.add(target_dir)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            _copy_across_filesystems(source, target)
-            os.unlink(source)
-        self.dirty_dirs.add(os.path.dirname(source))
-
-    def sync(self):
-        for directory in sorted(self.dirty_dirs):
-            if os.path.isdir(directory):
-                fsync_dir(directory)
-        self.dirty_dirs = set()
+    # An existing quarantine another user can write into is refused before the walk, in check mode too.
+    quarantine.check_quarantine_root(quarantine_dir)
 
 
 def _write_report(path, spool, result, removed_paths=None):
-    """The full list, one ``relpath<TAB>bytes<TAB>action`` line per orphan, written atomically."""
+    """The full list, one ``relpath<TAB>bytes<TAB>action`` line per orphan (names escaped), written atomically."""
     action = 'would_remove'
     if not result.get('check_mode'):
         action = 'quarantined' if result.get('quarantine_dir') else 'removed'
@@ -410,7 +396,7 @@ def _write_report(path, spool, result, removed_paths=None):
             this_action = action
             if removed_paths is not None and relpath not in removed_paths:
                 this_action = 'kept'
-            handle.write(('%s\t%d\t%s\n' % (relpath, size, this_action)).encode('utf-8', 'surrogateescape'))
+            handle.write(_report_line(relpath, size, this_action))
 
 
 # --------------------------------------------------------------------------- interlocks
@@ -539,7 +525,7 @@ def _database_facts(params, result, subdirectories):
             return None, ['database %s has no table %s: it is not an OMERO database (or not restored yet).'
                           % (params['db'], ', '.join(missing))]
         result['queries'] += 1
-        row = postgres.query_one(conn, "SELECT value FROM configuration WHERE name = 'omero.db.uuid'")
+        row = postgres.query_one(conn, "SELECT value FROM public.configuration WHERE name = 'omero.db.uuid'")
         result['db_uuid'] = row[0] if row else None
     except Exception as exc:
         conn.close()
@@ -577,6 +563,7 @@ def cleanse_database(params, check_mode, now=None):
     overridable = []
     spool = _open_spool()
     empty_dirs = []
+    dir_records = {}
     try:
         uuid_problem = check_uuid(datadir, result['db_uuid'])
         if uuid_problem:
@@ -596,6 +583,7 @@ def cleanse_database(params, check_mode, now=None):
                 walker = _Walker(datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age)
                 walker.walk()
                 empty_dirs.extend(walker.empty_dirs)
+                dir_records.update(walker.dirs)
                 del ids
         finally:
             loader.join()
@@ -621,7 +609,7 @@ def cleanse_database(params, check_mode, now=None):
             if params.get('report_file'):
                 _write_report(params['report_file'], spool, result)
         else:
-            _apply(datadir, quarantine_dir, spool, empty_dirs, result, now - min_age, params.get('report_file'))
+            _apply(datadir, quarantine_dir, spool, empty_dirs, result, now - min_age, params.get('report_file'), dir_records)
     finally:
         spool.close()
     _totals(result)
@@ -638,52 +626,90 @@ def _set_changed(result, check_mode):
         result['changed'] = bool(result['removed'] or result['empty_dirs_removed'])
 
 
-def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, report_file):
-    remover = _Remover(datadir, quarantine_dir)
+def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, report_file, dir_records):
+    """Remove (or quarantine) the spooled orphans, then the directories left empty.
+
+    Everything happens through descriptors of directories opened from the
+    data dir down without following a symlink (dirfd.DirChain), each checked
+    against the identity the walk recorded; a directory that changed since
+    (a Dir-NNN swapped for a symlink, say) is skipped whole and reported.
+    """
+    data_fd = open_dir(datadir, follow=True)
     done_action = 'quarantined' if quarantine_dir else 'removed'
     max_errors = 50
-    with contextlib.ExitStack() as stack:
-        # The report is written as the removal goes, so its memory stays flat.
-        report = stack.enter_context(atomic_open(report_file, mode=0o600)) if report_file else None
-        stack.callback(remover.sync)
-        for relpath, size, _object_id in _spool_read(spool):
-            action = _remove_one(remover, datadir, relpath, result, young_before, max_errors)
-            if report is not None:
-                report.write(('%s\t%d\t%s\n' % (relpath, size, done_action if action == 'done' else action))
-                             .encode('utf-8', 'surrogateescape'))
-        for relpath in empty_dirs:
-            try:
-                os.rmdir(os.path.join(datadir, relpath))
-            except OSError as exc:
-                # Something appeared, or a file stayed: the directory is kept.
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+    changed_dirs = set()
+    try:
+        if identity(os.fstat(data_fd)) != tuple(dir_records[''][:2]):
+            raise OmeroBackupError('data directory %s is another directory than the one walked: nothing was removed' % datadir)
+        chain = DirChain(data_fd, expected=dir_records, follow_first=True)
+        with contextlib.ExitStack() as stack:
+            stack.callback(chain.close)
+            writer = None
+            if quarantine_dir:
+                writer = quarantine.QuarantineWriter(quarantine_dir, datadir, dir_records)
+                stack.callback(writer.finish)
+            # The report is written as the removal goes, so its memory stays flat.
+            report = stack.enter_context(atomic_open(report_file, mode=0o600)) if report_file else None
+            for relpath, size, _object_id in _spool_read(spool):
+                action = _remove_one(chain, writer, relpath, result, young_before, max_errors, changed_dirs)
+                if report is not None:
+                    report.write(_report_line(relpath, size, done_action if action == 'done' else action))
+            for relpath in empty_dirs:
+                reldir, name = split_relpath(relpath)
+                try:
+                    parent = chain.open(reldir)
+                    if writer is not None:
+                        # The undo makes it again, with its owner, mode and times.
+                        writer.note_removed_dir(relpath)
+                    os.rmdir(name, dir_fd=parent)
+                except DirChanged:
                     continue
-                raise
-            result['subdirectories'][relpath.split('/', 1)[0]]['empty_dirs_removed'] += 1
-            remover.dirty_dirs.add(os.path.dirname(os.path.join(datadir, relpath)))
-    if quarantine_dir and os.path.isdir(quarantine_dir):
-        fsync_dir(quarantine_dir)
+                except OSError as exc:
+                    # Something appeared, or a file stayed: the directory is kept.
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                        continue
+                    raise
+                chain.mark_dirty(reldir)
+                result['subdirectories'][relpath.split('/', 1)[0]]['empty_dirs_removed'] += 1
+    finally:
+        os.close(data_fd)
 
 
-def _remove_one(remover, datadir, relpath, result, young_before, max_errors):
+def _remove_one(chain, writer, relpath, result, young_before, max_errors, changed_dirs):
     """'done', 'vanished', 'kept_young' or 'kept' (could not be removed; see errors)."""
     stats = result['subdirectories'][relpath.split('/', 1)[0]]
+    reldir, name = split_relpath(relpath)
+
+    def error(text):
+        if len(result['errors']) < max_errors:
+            result['errors'].append(text)
+
     try:
-        info = os.lstat(os.path.join(datadir, relpath))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return 'vanished'
-        raise
+        dir_fd = chain.open(reldir)
+    except DirChanged as exc:
+        if exc.relpath not in changed_dirs:
+            changed_dirs.add(exc.relpath)
+            error('%s %s since the walk: nothing in it was removed' % (escape_name(exc.relpath), exc.why))
+        return 'kept'
+    info = lstat_at(dir_fd, name)
+    if info is None:
+        return 'vanished'
+    if stat.S_ISDIR(info.st_mode):
+        error('%s: a directory now, kept' % escape_name(relpath))
+        return 'kept'
     # Touched since the walk: a server is writing it after all.
     if info.st_mtime > young_before:
         stats['kept_young'] += 1
         return 'kept_young'
     try:
-        remover.remove(relpath)
+        if writer is not None:
+            writer.put(dir_fd, reldir, name)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
     except OSError as exc:
-        if len(result['errors']) < max_errors:
-            result['errors'].append('%s: %s' % (relpath, exc.strerror or exc))
+        error('%s: %s' % (escape_name(relpath), exc.strerror or exc))
         return 'kept'
+    chain.mark_dirty(reldir)
     stats['removed'] += 1
     stats['removed_bytes'] += info.st_size
     return 'done'
@@ -887,12 +913,12 @@ def cleanse_omero(params, runner, check_mode, now=None):
                 if young:
                     # omero removes every orphan it finds: a file being written can only be protected by not running it.
                     blocking.append('%d orphan(s) are younger than min_age (e.g. %s); omero admin cleanse cannot skip '
-                                    'single files, so it is not run.' % (len(young), young[0]))
+                                    'single files, so it is not run.' % (len(young), escape_name(young[0])))
                 if conn is not None:
                     for subdir in subdirectories:
                         stats = result['subdirectories'][subdir]
                         result['queries'] += 1
-                        row = postgres.query_one(conn, 'SELECT max(id) FROM %s' % TABLES[subdir])
+                        row = postgres.query_one(conn, 'SELECT max(id) FROM public.%s' % TABLES[subdir])
                         stats['db_max_id'] = row[0] if row else None
                     spool.flush()
                     _count_above_max(spool, result, max_id_margin)
@@ -902,7 +928,7 @@ def cleanse_omero(params, runner, check_mode, now=None):
                 result['listed'] = sample.sample
                 result['listed_truncated'] = sample.truncated
                 result['empty_dirs'] = len(listed['managed_dirs'])
-                result['warnings'].extend('omero: %s' % line for line in listed['other'][:20])
+                result['warnings'].extend('omero: %s' % escape_name(line) for line in listed['other'][:20])
                 _totals(result)
                 result['empty_dirs'] = len(listed['managed_dirs'])
                 try:
@@ -918,8 +944,8 @@ def cleanse_omero(params, runner, check_mode, now=None):
                     for argv in omero_cleanse_runs(params, subdirectories):
                         _rc, out, _err = session.run(*argv)
                         parsed = parse_omero_output(out, datadir)
-                        result['managed_dirs_removed'].extend(parsed['managed_dirs'])
-                        result['errors'].extend(parsed['other'][:50])
+                        result['managed_dirs_removed'].extend(escape_name(path) for path in parsed['managed_dirs'])
+                        result['errors'].extend(escape_name(line) for line in parsed['other'][:50])
                     done = set()
                     for relpath, size, _object_id in _spool_read(spool):
                         if not os.path.lexists(os.path.join(datadir, relpath)):
@@ -944,6 +970,46 @@ def cleanse_omero(params, runner, check_mode, now=None):
     return result
 
 
+# --------------------------------------------------------------------------- undo
+
+def restore_quarantine(params, check_mode):
+    """Move a quarantine made by this module back into the data dir (state=restored); see quarantine.py.
+
+    Every check runs first, in check mode too: a file without its journal
+    record or with another size than recorded, a temporary copy, a file that
+    already exists in the data dir, a symlink where a directory belongs. Any
+    of them refuses the whole undo and nothing moves.
+    """
+    started = time.time()
+    datadir = params['datadir']
+    quarantine_dir = params.get('quarantine_dir')
+    if not quarantine_dir:
+        raise OmeroBackupError('state=restored needs quarantine_dir, the quarantine to move back')
+    if not os.path.isdir(datadir):
+        raise OmeroBackupError('data directory %s does not exist' % datadir)
+    if not os.path.isdir(quarantine_dir):
+        raise OmeroBackupError('quarantine_dir %s does not exist: nothing to restore' % quarantine_dir)
+    result = new_result(params, params.get('backend') or 'database')
+    result['check_mode'] = bool(check_mode)
+    plan = quarantine.plan_restore(quarantine_dir, datadir)
+    listing = _Listing(int(params.get('max_listed', 100)))
+    for relpath in plan['restore']:
+        listing.add(relpath)
+    result['listed'] = listing.sample
+    result['listed_truncated'] = listing.truncated
+    if plan['problems']:
+        result['refused'] = plan['problems']
+        result['duration'] = round(time.time() - started, 3)
+        raise CleanseRefused(plan['problems'], result, what='refusing to restore the quarantine, nothing was moved')
+    if check_mode:
+        result['changed'] = bool(plan['restore'] or plan['drop'] or plan['dirs'])
+    else:
+        quarantine.restore(quarantine_dir, datadir, plan, result)
+        result['changed'] = bool(result['restored'] or plan['drop'] or plan['dirs'])
+    result['duration'] = round(time.time() - started, 3)
+    return result
+
+
 def lock_datadir(datadir, lock_dir=None):
     """The data dir lock, held; raises OmeroBackupError (nothing removed) when another run holds it."""
     try:
@@ -964,7 +1030,9 @@ def cleanse(params, runner, check_mode):
     """One cleanse under the data dir lock; check mode removes nothing and takes no lock."""
     lock = None if check_mode else lock_datadir(params['datadir'], params.get('lock_dir'))
     try:
-        if (params.get('backend') or 'database') == 'omero':
+        if params.get('state') == 'restored':
+            result = restore_quarantine(params, check_mode)
+        elif (params.get('backend') or 'database') == 'omero':
             result = cleanse_omero(params, runner, check_mode)
         else:
             result = cleanse_database(params, check_mode)

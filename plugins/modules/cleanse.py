@@ -25,6 +25,11 @@ description:
     database's highest id (the mark of an older dump restored under a newer data directory), or when the database
     is unreachable or lacks the OMERO tables. O(force) overrides the first two.
   - Files younger than O(min_age) are never removed.
+  - Removes through descriptors of the directories opened from O(datadir) down without following a symlink, each
+    checked against the identity (device and inode) the walk recorded; a directory replaced since the walk (for
+    example a C(Dir-NNN) swapped for a symlink) is skipped whole and reported in RV(errors).
+  - With O(state=restored) it moves a quarantine made by O(quarantine_dir) back into O(datadir) instead, see
+    O(state).
   - Takes the data dir lock (C(omero-backup-datadir-<hash of the real path of datadir>.lock) in O(lock_dir)) before
     anything else, so a second cleanse of the same data dir fails at once, naming the pid of the one running, and
     removes nothing.
@@ -40,11 +45,28 @@ attributes:
     details:
       - Check mode is C(omero admin cleanse --dry-run), it lists what would be removed and removes nothing. It takes no
         lock.
+      - With O(state=restored), check mode runs every check of the undo and lists what would be moved back; it
+        fails on the same refusals as a real run and moves nothing.
   diff_mode:
     support: full
     details:
       - The diff lists the removed files (at most O(max_listed) of them).
 options:
+  state:
+    description:
+      - V(cleansed) removes (or quarantines) the orphans.
+      - V(restored) is the undo of a quarantine, it moves every file of O(quarantine_dir) back to its path in
+        O(datadir) with the owner, mode and modification time it had, remakes the directories the cleanse removed
+        or emptied with their owner, mode and modification time, and sets the modification time of every directory
+        it touched back to the one the cleanse found. The database is not read.
+      - Before moving anything it refuses, and moves nothing, when a file in the quarantine has no completion record
+        in its journal (a copy an interrupted or failed run left), has another size than recorded, would overwrite a
+        file that exists in O(datadir), or when a directory on the way is a symlink in O(datadir).
+      - Needs O(quarantine_dir). Restored files are gone from the quarantine afterwards, and so are its emptied
+        directories and, once empty, its journal.
+    type: str
+    choices: [cleansed, restored]
+    default: cleansed
   datadir:
     description:
       - The OMERO binary repository (C(omero.data.dir), C(omero_server_datadir)).
@@ -81,9 +103,17 @@ options:
   quarantine_dir:
     description:
       - Move orphans here, under the same path relative to O(datadir), instead of deleting them, so a cleanse
-        can be undone by moving them back.
-      - A rename when on the same filesystem as O(datadir), else a copy that is on disk before the original is
-        removed. A file already present at its quarantine path is left in place and reported in RV(errors).
+        can be undone with O(state=restored).
+      - On the same filesystem as O(datadir) each orphan is hard-linked here and then unlinked from O(datadir);
+        on another filesystem it is copied to a temporary name, synced to disk, checked (size and sha256), given
+        its final name (never replacing a file), and only then removed from O(datadir). A failure, a full quarantine filesystem included,
+        removes the temporary copy and leaves the original where it was, reported in RV(errors).
+      - Every file gets a completion record in C(.omero-cleanse-journal) (mode 0600) before its original is
+        removed; the undo trusts nothing else.
+      - Directories made here get the owner, mode and modification time of their O(datadir) counterparts. The
+        directory itself is made with mode 0700 when missing; an existing one must belong to the user running the
+        module and not be writable by group or others.
+      - A file already present at its quarantine path is left in place and reported in RV(errors).
       - Must not be inside one of the cleansed directories. Needs O(backend=database).
     type: path
   min_age:
@@ -117,7 +147,7 @@ options:
   report_file:
     description:
       - Write the full list of orphans here, one C(path<TAB>bytes<TAB>action) line each, paths relative to
-        O(datadir), actions V(would_remove), V(removed), V(quarantined), V(kept_young) (touched since the walk),
+        O(datadir) and escaped as in RV(listed), actions V(would_remove), V(removed), V(quarantined), V(kept_young) (touched since the walk),
         V(vanished) (gone before its turn) or V(kept) (could not be removed, see RV(errors)). Written atomically,
         mode 0600, also in check mode.
     type: path
@@ -202,6 +232,13 @@ EXAMPLES = r'''
     login_user: postgres
   become: true
 
+- name: Undo that cleanse, moving the quarantined files back with their owners, modes and times
+  omero.backup.cleanse:
+    state: restored
+    datadir: /OMERO
+    quarantine_dir: /OMERO-quarantine/2026-11-26
+  become: true
+
 - name: Cleanse with the server's own tool, ManagedRepository empty directories included
   omero.backup.cleanse:
     backend: omero
@@ -256,7 +293,14 @@ quarantine_dir:
   returned: always
   type: str
 listed:
-  description: Paths of orphans relative to O(datadir), at most O(max_listed).
+  description:
+    - Paths of orphans relative to O(datadir), at most O(max_listed); with O(state=restored) the paths moved back
+      (or, in check mode, to be moved back).
+    - Every file name in the results (RV(listed), RV(kept_unknown_listed), RV(managed_dirs_removed), RV(errors))
+      and in O(report_file) is escaped so that it is valid text whatever its bytes, one to one, a name that is
+      printable UTF-8 is shown as it is (blanks and accents included), a backslash as two, a newline, tab and
+      carriage return as C(\n), C(\t), C(\r), and every other byte (one that is not UTF-8, or of a non-printable
+      character) as C(\xNN) with two lower-case hex digits. For example the bytes C(a<0xff>b) are shown as C(a\xffb).
   returned: always
   type: list
   elements: str
@@ -274,7 +318,7 @@ kept_unknown:
   returned: always
   type: int
 kept_unknown_listed:
-  description: Some of them, relative to O(datadir).
+  description: Some of them, relative to O(datadir), escaped as in RV(listed).
   returned: always
   type: list
   elements: str
@@ -303,8 +347,16 @@ omero_equivalent_queries:
   description: Queries C(omero admin cleanse) makes for the same walk (one per 25 entries).
   returned: always
   type: int
+restored:
+  description: Files moved back from the quarantine with O(state=restored); 0 otherwise and in check mode.
+  returned: always
+  type: int
+restored_bytes:
+  description: Their total size.
+  returned: always
+  type: int
 refused:
-  description: Why the module refused (it then fails and removes nothing).
+  description: Why the module refused (it then fails and removes, or with O(state=restored) moves, nothing).
   returned: always
   type: list
   elements: str
@@ -314,7 +366,9 @@ forced:
   type: list
   elements: str
 errors:
-  description: Files that could not be removed or moved, with the reason (the module then fails).
+  description:
+    - Files that could not be removed, moved or restored, and directories skipped because they changed since the
+      walk, each with the reason (the module then fails). Paths are escaped as in RV(listed).
   returned: always
   type: list
   elements: str
@@ -338,20 +392,22 @@ from ansible_collections.omero.backup.plugins.module_utils.omero_cli import omer
 from ansible_collections.omero.backup.plugins.module_utils.params import check_params
 
 
-def _diff(result):
+def _diff(result, restored=False):
     if not result['listed']:
         return None
-    before = ''.join(path + '\n' for path in result['listed'])
+    lines = ''.join(path + '\n' for path in result['listed'])
     if result['listed_truncated']:
-        before += '... (%d in all)\n' % result['orphans']
-    return {'before_header': '%s orphans' % result['datadir'], 'after_header': '%s orphans' % result['datadir'],
-            'before': before, 'after': ''}
+        lines += '... (%d in all)\n' % (len(result['listed']) if restored else result['orphans'])
+    header = '%s orphans' % result['datadir']
+    # A cleanse shows the orphans as removed lines, the undo as added ones.
+    return {'before_header': header, 'after_header': header, 'before': '' if restored else lines, 'after': lines if restored else ''}
 
 
 def main():
     argument_spec = postgres.postgres_argument_spec()
     argument_spec.update(omero_cli_argument_spec())
     argument_spec.update(
+        state=dict(type='str', default='cleansed', choices=['cleansed', 'restored']),
         datadir=dict(type='path', default='/OMERO'),
         db=dict(type='str', default='omero'),
         backend=dict(type='str', default='database', choices=['database', 'omero']),
@@ -370,9 +426,10 @@ def main():
         session_idle_timeout=dict(type='int', default=3600),
         lock_dir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'restored', ('quarantine_dir',))])
     check_params(module)
-    if module.params['backend'] == 'database' and not postgres.HAS_PSYCOPG2:
+    if module.params['backend'] == 'database' and module.params['state'] == 'cleansed' and not postgres.HAS_PSYCOPG2:
         module.fail_json(msg='psycopg2 is required on the managed host (pip install psycopg2-binary)',
                          exception=postgres.PSYCOPG2_IMPORT_ERROR)
     try:
@@ -390,11 +447,12 @@ def main():
     for warning in result.pop('warnings', []):
         module.warn(warning)
     if module._diff:
-        diff = _diff(result)
+        diff = _diff(result, restored=module.params['state'] == 'restored')
         if diff:
             result['diff'] = diff
     if result['errors']:
-        module.fail_json(msg='%d orphan(s) could not be removed: %s' % (len(result['errors']), '; '.join(result['errors'][:5])),
+        what = 'file(s) could not be restored' if module.params['state'] == 'restored' else 'orphan(s) could not be removed'
+        module.fail_json(msg='%d %s: %s' % (len(result['errors']), what, '; '.join(result['errors'][:5])),
                          **result)
     module.exit_json(**result)
 

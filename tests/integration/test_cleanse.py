@@ -173,13 +173,13 @@ def test_quarantine_round_trip_restores_every_byte(sandbox_factory, tmp_path):
     result = run_module('cleanse', _db_args(description, quarantine_dir=quarantine))
     assert not result['failed'], (result.get('msg'), result.get('refused'))
     assert result['removed'] == len(description['orphans'])
-    assert sorted(_datadir_state(quarantine)) == sorted(description['orphans'])
-    # Undo: move everything back under the same relative paths.
-    for relpath in description['orphans']:
-        target = os.path.join(datadir, relpath)
-        if not os.path.isdir(os.path.dirname(target)):
-            os.makedirs(os.path.dirname(target))
-        os.rename(os.path.join(quarantine, relpath), target)
+    quarantined = _datadir_state(quarantine)
+    # The orphans, and the journal that holds each one's completion record (the undo trusts nothing else).
+    assert sorted(quarantined) == sorted(description['orphans'] + ['.omero-cleanse-journal'])
+    # Undo: the module moves everything back under the same relative paths.
+    undo = run_module('cleanse', _db_args(description, quarantine_dir=quarantine, state='restored'))
+    assert not undo['failed'], (undo.get('msg'), undo.get('refused'), undo.get('errors'))
+    assert undo['restored'] == len(description['orphans'])
     assert _datadir_state(datadir) == before
 
 

@@ -100,7 +100,8 @@ def test_walk_does_not_enter_a_directory_only_named_like_an_id_directory(tmp_pat
     _touch(datadir, 'Pixels/Dir-123\n/123456')
     stats, found, empty_dirs, unknown_listed = _walk(datadir, 'Pixels', [1])
     assert found == [] and stats['orphans'] == 0
-    assert unknown_listed == ['Pixels/Dir-123\n/']
+    # Results show the newline escaped (names.escape), so the list stays one line per name.
+    assert unknown_listed == ['Pixels/Dir-123\\n/']
 
 
 def test_walk_keeps_a_directory_named_like_an_orphan_id(tmp_path):
@@ -152,17 +153,39 @@ def test_omero_equivalent_queries_count_every_entry_in_batches_of_25(tmp_path):
     assert stats['omero_queries'] == 3
 
 
+def _cleanse_without_database(datadir, ids, quarantine=None, subdirs=('Pixels', 'Files', 'Thumbnails'), before_removal=None):
+    """The walk and the removal of cleanse_database, with ``ids`` standing in for every table."""
+    result = cleanse.new_result({'datadir': datadir, 'quarantine_dir': quarantine}, 'database')
+    spool = cleanse._open_spool()
+    listing, unknown = cleanse._Listing(100), cleanse._Listing(100)
+    empty_dirs, dir_records = [], {}
+    for subdir in subdirs:
+        result['subdirectories'][subdir] = cleanse._new_stats()
+        walker = cleanse._Walker(datadir, subdir, array.array('q', sorted(ids)), result['subdirectories'][subdir], spool,
+                                 listing, unknown, time.time(), 3600)
+        walker.walk()
+        empty_dirs.extend(walker.empty_dirs)
+        dir_records.update(walker.dirs)
+    if before_removal:
+        before_removal()
+    cleanse._apply(datadir, quarantine, spool, empty_dirs, result, time.time() - 3600, None, dir_records)
+    spool.close()
+    cleanse._totals(result)
+    return result
+
+
 def test_quarantine_keeps_relative_paths_on_the_same_filesystem(tmp_path):
     datadir = str(tmp_path / 'OMERO')
     quarantine = str(tmp_path / 'quarantine')
     source = _touch(datadir, 'Pixels/Dir-999/999002_pyramid', b'pyramid')
+    _touch(datadir, 'Pixels/Dir-999/999001')
     inode = os.stat(source).st_ino
-    remover = cleanse._Remover(datadir, quarantine)
-    remover.remove('Pixels/Dir-999/999002_pyramid')
-    remover.sync()
+    result = _cleanse_without_database(datadir, [999001], quarantine)
+    assert result['removed'] == 1 and result['errors'] == []
     target = os.path.join(quarantine, 'Pixels/Dir-999/999002_pyramid')
     assert not os.path.exists(source)
-    assert os.stat(target).st_ino == inode  # a rename, not a copy
+    assert os.stat(target).st_ino == inode  # moved (a hard link, then the original unlinked), not copied
+    assert os.stat(target).st_nlink == 1
     assert os.stat(target).st_mtime == pytest.approx(OLD, abs=1)
 
 
@@ -176,14 +199,15 @@ def test_quarantine_copies_across_filesystems(tmp_path):
         datadir = str(tmp_path / 'OMERO')
         source = _touch(datadir, 'Files/998', b'attachment')
         os.symlink('/nonexistent/target', os.path.join(datadir, 'Files/999'))
-        remover = cleanse._Remover(datadir, quarantine)
-        remover.remove('Files/998')
-        remover.remove('Files/999')
-        remover.sync()
+        os.utime(os.path.join(datadir, 'Files/999'), (OLD, OLD), follow_symlinks=False)
+        result = _cleanse_without_database(datadir, [], quarantine, subdirs=['Files'])
+        assert result['removed'] == 2 and result['errors'] == []
         assert not os.path.lexists(source)
         with open(os.path.join(quarantine, 'Files/998'), 'rb') as handle:
             assert handle.read() == b'attachment'
+        assert os.stat(os.path.join(quarantine, 'Files/998')).st_mtime == pytest.approx(OLD, abs=1)
         assert os.readlink(os.path.join(quarantine, 'Files/999')) == '/nonexistent/target'
+        assert not [name for name in os.listdir(os.path.join(quarantine, 'Files')) if name.startswith('.omero-backup-tmp.')]
     finally:
         import shutil
         shutil.rmtree(quarantine)
@@ -194,8 +218,10 @@ def test_quarantine_never_overwrites(tmp_path):
     quarantine = str(tmp_path / 'quarantine')
     source = _touch(datadir, 'Files/998', b'new')
     _touch(quarantine, 'Files/998', b'earlier run')
-    with pytest.raises(OSError):
-        cleanse._Remover(datadir, quarantine).remove('Files/998')
+    os.chmod(quarantine, 0o700)
+    result = _cleanse_without_database(datadir, [], quarantine, subdirs=['Files'])
+    assert result['removed'] == 0
+    assert result['errors'] == ['Files/998: already in the quarantine, left in place']
     assert os.path.exists(source)
     with open(os.path.join(quarantine, 'Files/998'), 'rb') as handle:
         assert handle.read() == b'earlier run'
@@ -398,3 +424,82 @@ def test_a_held_data_dir_lock_refuses_and_removes_nothing(tmp_path):
         cleanse.cleanse(params, runner=None, check_mode=False)
     assert refused.value.result['lock'] == datadir_lock_path(datadir, str(tmp_path))
     assert os.path.exists(orphan)
+
+
+# ------------------------------------------------------------------ quarantine undo, odd names (issue 12, items 7 and 9)
+
+def _tree_state(root):
+    """Every entry below root: type, owner, mode, mtime (ns), and content or link target; directories included."""
+    import hashlib
+    import stat as stat_module
+    state = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            if stat_module.S_ISLNK(info.st_mode):
+                content = 'link:' + os.readlink(path)
+            elif stat_module.S_ISDIR(info.st_mode):
+                content = 'dir'
+            else:
+                with open(path, 'rb') as handle:
+                    content = hashlib.sha256(handle.read()).hexdigest()
+            state[os.path.relpath(path, root)] = (content, info.st_uid, info.st_gid, oct(info.st_mode), info.st_mtime_ns)
+    return state
+
+
+def _nobodys_tree(datadir, relpaths):
+    """A data dir owned by nobody, with modes and mtimes that differ from the defaults."""
+    import pwd
+    nobody = pwd.getpwnam('nobody')
+    for number, relpath in enumerate(relpaths):
+        path = _touch(datadir, relpath, b'x' * (number + 1))
+        os.chmod(path, 0o640)
+    for directory, dirs, files in os.walk(datadir, topdown=False):
+        for name in files + dirs:
+            os.lchown(os.path.join(directory, name), nobody.pw_uid, nobody.pw_gid)
+        for name in dirs:
+            os.chmod(os.path.join(directory, name), 0o2750)
+            os.utime(os.path.join(directory, name), ns=(int(OLD * 1e9), int(OLD * 1e9) - 123456789 * len(directory + name)))
+    os.chown(datadir, nobody.pw_uid, nobody.pw_gid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to own files as nobody')
+def test_quarantine_undo_restores_owner_mode_and_mtime_of_nobodys_tree(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    quarantine = str(tmp_path / 'quarantine')
+    _nobodys_tree(datadir, ['Pixels/Dir-999/999001', 'Pixels/Dir-999/999002_pyramid', 'Pixels/Dir-002/Dir-345/2345678',
+                            'Files/998', 'Files/Dir-001/1001'])
+    before = _tree_state(datadir)
+    result = _cleanse_without_database(datadir, [999001], quarantine)
+    assert result['errors'] == [] and result['removed'] == 4
+    assert not os.path.exists(os.path.join(datadir, 'Pixels/Dir-002'))  # emptied, removed
+    # The quarantine keeps the data dir's owners and modes: an rsync -a of it would not hand Pixels/ to root 0700.
+    for relpath in ('Pixels', 'Pixels/Dir-002/Dir-345', 'Files/Dir-001'):
+        assert _tree_state(quarantine)[relpath][1:] == before[relpath][1:]
+    params = {'datadir': datadir, 'quarantine_dir': quarantine, 'max_listed': 100}
+    checked = cleanse.restore_quarantine(params, check_mode=True)
+    assert checked['changed'] and checked['restored'] == 0
+    assert sorted(checked['listed']) == ['Files/998', 'Files/Dir-001/1001', 'Pixels/Dir-002/Dir-345/2345678',
+                                         'Pixels/Dir-999/999002_pyramid']
+    restored = cleanse.restore_quarantine(params, check_mode=False)
+    assert restored['errors'] == [] and restored['restored'] == 4
+    assert _tree_state(datadir) == before
+    assert os.listdir(quarantine) == []
+    again = cleanse.restore_quarantine(params, check_mode=False)
+    assert not again['changed'] and again['restored'] == 0
+
+
+def test_spool_and_report_keep_names_with_newlines_tabs_and_undecodable_bytes(tmp_path):
+    names = ['Pixels/.1001_pyramid\udcff.tmp', 'Pixels/.1002_pyramid\n.tmp', 'Pixels/.1003_pyramid\t x.tmp',
+             u'Pixels/.1004_pyramid\u00e9.tmp']
+    spool = cleanse._open_spool()
+    for number, relpath in enumerate(names):
+        cleanse._spool_write(spool, relpath, number, 1001 + number)
+    assert list(cleanse._spool_read(spool)) == [(relpath, number, 1001 + number) for number, relpath in enumerate(names)]
+    report = str(tmp_path / 'report.tsv')
+    cleanse._write_report(report, spool, {'check_mode': True})
+    with open(report, 'rb') as handle:
+        lines = handle.read().decode('utf-8').splitlines()
+    assert [line.split('\t')[0] for line in lines] == ['Pixels/.1001_pyramid\\xff.tmp', 'Pixels/.1002_pyramid\\n.tmp',
+                                                       'Pixels/.1003_pyramid\\t x.tmp', u'Pixels/.1004_pyramid\u00e9.tmp']

@@ -1,0 +1,646 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, omero.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cleanse quarantine: orphans moved aside with everything needed to put them back exactly.
+
+Layout of a quarantine directory::
+
+    QUARANTINE/.omero-cleanse-journal      JSON lines, 0600, one record each
+    QUARANTINE/Pixels/Dir-001/1234         the orphan, under its data dir path
+
+A file is complete in the quarantine when it sits at its final name *and*
+its journal record is there (the completion marker) with the same size. The
+order that makes this true after a crash or a full disk at any point:
+
+1. same filesystem: hard-link the original into the quarantine (no copy can
+   be torn); other filesystem: copy to a temporary name, fsync, check size
+   and sha256, set owner, mode and times, and only then link the temporary
+   copy to its final name (never replacing anything);
+2. fsync the quarantine directory, append the record to the journal, fsync it;
+3. only then unlink the original, through the descriptor of its directory.
+
+A failure before 3 (ENOSPC included) removes what 1 made and leaves the
+original where it was. Every quarantine directory made by a run gets the
+owner, mode and times its data dir directory had when it was walked, and the
+journal records them, so the undo (``restore()``) rebuilds the data dir tree
+with the same owners, modes and mtimes, refusing partial copies and never
+overwriting a file in the data dir.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import stat
+
+from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, iso_time
+from ansible_collections.omero.backup.plugins.module_utils.dirfd import (TEMP_PREFIX, DirChain, DirChanged, O_READ_NOFOLLOW,
+                                                                         identity, link_no_replace, lstat_at, open_dir,
+                                                                         publish_no_replace, split_relpath, temp_name)
+from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name
+
+JOURNAL = '.omero-cleanse-journal'
+CHUNK = 1024 * 1024
+# Errors of os.link that mean "no hard link here", not "something is wrong": copy instead.
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
+
+
+def _b64(relpath):
+    return base64.b64encode(os.fsencode(relpath)).decode('ascii')
+
+
+def _unb64(text):
+    return os.fsdecode(base64.b64decode(text.encode('ascii')))
+
+
+def dir_record(info):
+    """What the walk keeps of a directory: identity, owner, mode and times."""
+    return (info.st_dev, info.st_ino, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), info.st_atime_ns,
+            info.st_mtime_ns)
+
+
+def _set_times(fd_or_name, atime_ns, mtime_ns, dir_fd=None, follow=True):
+    if dir_fd is None:
+        os.utime(fd_or_name, ns=(atime_ns, mtime_ns))
+    else:
+        os.utime(fd_or_name, ns=(atime_ns, mtime_ns), dir_fd=dir_fd, follow_symlinks=follow)
+
+
+def _set_owner_mode(fd, uid, gid, mode):
+    # chown first: it clears set-id bits that chmod then sets again.
+    if os.geteuid() == 0:
+        os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+
+
+def _copy_fd(src, dst):
+    """(bytes copied, sha256 hex) of ``src`` into ``dst``."""
+    digest = hashlib.sha256()
+    copied = 0
+    while True:
+        block = os.read(src, CHUNK)
+        if not block:
+            break
+        view = memoryview(block)
+        while view:
+            written = os.write(dst, view)
+            view = view[written:]
+        digest.update(block)
+        copied += len(block)
+    return copied, digest.hexdigest()
+
+
+def _sha256_fd(fd):
+    os.lseek(fd, 0, os.SEEK_SET)
+    digest = hashlib.sha256()
+    while True:
+        block = os.read(fd, CHUNK)
+        if not block:
+            break
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_entry(src_dir_fd, name, dst_dir_fd, owner=None, expected_sha256=None):
+    """Copy file or symlink ``name`` to the same name in ``dst_dir_fd``; complete or absent, never replacing.
+
+    The copy goes to a temporary name, is fsynced, checked (size and sha256
+    read back against what was read from the source, and ``expected_sha256``
+    when given), gets ``owner`` = (uid, gid, mode, atime_ns, mtime_ns) or the
+    source's, and is then linked to its final name. Returns (size, sha256 or
+    None for a symlink). On any failure the temporary copy is removed.
+    """
+    tmp = temp_name()
+    info = os.lstat(name, dir_fd=src_dir_fd)
+    try:
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(name, dir_fd=src_dir_fd)
+            os.symlink(target, tmp, dir_fd=dst_dir_fd)
+            uid, gid, _mode, atime_ns, mtime_ns = owner or (info.st_uid, info.st_gid, 0, info.st_atime_ns, info.st_mtime_ns)
+            if os.geteuid() == 0:
+                os.chown(tmp, uid, gid, dir_fd=dst_dir_fd, follow_symlinks=False)
+            _set_times(tmp, atime_ns, mtime_ns, dir_fd=dst_dir_fd, follow=False)
+            publish_no_replace(dst_dir_fd, tmp, name)
+            return len(os.fsencode(target)), None
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file or symlink, left in place', name)
+        src = os.open(name, O_READ_NOFOLLOW, dir_fd=src_dir_fd)
+        try:
+            source = os.fstat(src)
+            if identity(source) != identity(info):
+                raise OSError(errno.ESTALE, 'replaced while being copied, left in place', name)
+            dst = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600,
+                          dir_fd=dst_dir_fd)
+            try:
+                copied, digest = _copy_fd(src, dst)
+                os.fsync(dst)
+                if copied != source.st_size or os.fstat(dst).st_size != copied:
+                    raise OSError(errno.EIO, 'copy has %d bytes, the source %d: not kept' % (os.fstat(dst).st_size, source.st_size),
+                                  name)
+                if _sha256_fd(dst) != digest:
+                    raise OSError(errno.EIO, 'copy reads back with another sha256: not kept', name)
+                if expected_sha256 and digest != expected_sha256:
+                    raise OSError(errno.EIO, 'sha256 %s differs from the journal\'s %s: not restored' % (digest, expected_sha256),
+                                  name)
+                uid, gid, mode, atime_ns, mtime_ns = owner or (source.st_uid, source.st_gid, stat.S_IMODE(source.st_mode),
+                                                               source.st_atime_ns, source.st_mtime_ns)
+                _set_owner_mode(dst, uid, gid, mode)
+                _set_times(dst, atime_ns, mtime_ns)
+                os.fsync(dst)
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        publish_no_replace(dst_dir_fd, tmp, name)
+        tmp = None
+        return copied, digest
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp, dir_fd=dst_dir_fd)
+            except OSError:
+                pass
+
+
+def _open_quarantine_root(path, create):
+    """The quarantine directory's descriptor; refuses one another user could write into."""
+    if create and not os.path.lexists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+    try:
+        fd = open_dir(os.path.abspath(path))
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OmeroBackupError('quarantine_dir %s is a symlink or not a directory: refusing to use it' % path)
+        if exc.errno == errno.ENOENT:
+            raise OmeroBackupError('quarantine_dir %s does not exist' % path)
+        raise
+    info = os.fstat(fd)
+    problem = None
+    if info.st_uid != os.geteuid():
+        problem = 'is owned by uid %d, not by the user running the cleanse (uid %d)' % (info.st_uid, os.geteuid())
+    elif info.st_mode & 0o022:
+        problem = 'is writable by group or others (mode %04o)' % stat.S_IMODE(info.st_mode)
+    if problem:
+        os.close(fd)
+        raise OmeroBackupError('quarantine_dir %s %s: refusing to keep orphans where another user can change them. '
+                               'Nothing was removed.' % (path, problem))
+    return fd
+
+
+def check_quarantine_root(path):
+    """Raise OmeroBackupError when an existing quarantine_dir may not be used (check mode makes nothing)."""
+    if os.path.lexists(path):
+        os.close(_open_quarantine_root(path, create=False))
+
+
+class Journal(object):
+    """The append-only record file of one quarantine; every record is on disk before the caller goes on."""
+
+    def __init__(self, root_fd):
+        self.fd = os.open(JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0),
+                          0o600, dir_fd=root_fd)
+        info = os.fstat(self.fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            os.close(self.fd)
+            raise OmeroBackupError('%s in the quarantine is not a file of the user running the cleanse' % JOURNAL)
+
+    def write(self, record):
+        line = (json.dumps(record, sort_keys=True) + '\n').encode('ascii')
+        offset = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            if os.write(self.fd, line) != len(line):
+                raise OSError(errno.ENOSPC, 'journal record cut short')
+            os.fsync(self.fd)
+        except OSError:
+            # A torn line would glue itself to the next record: cut it off.
+            try:
+                os.ftruncate(self.fd, offset)
+            except OSError:
+                pass
+            raise
+
+    def close(self):
+        os.close(self.fd)
+
+
+class QuarantineWriter(object):
+    """Moves orphans into the quarantine in the order of the module docstring."""
+
+    def __init__(self, quarantine_dir, datadir, dir_records):
+        self.root_fd = _open_quarantine_root(quarantine_dir, create=True)
+        self.dir_records = dir_records
+        self.chain = DirChain(self.root_fd, require_known=False)
+        self.created = []
+        self.recorded = set()
+        try:
+            self.journal = Journal(self.root_fd)
+            self.journal.write({'type': 'run', 'datadir': escape_name(os.path.realpath(datadir)),
+                                'datadir_b64': _b64(os.path.realpath(datadir)), 'started': iso_time()})
+        except Exception:
+            os.close(self.root_fd)
+            raise
+
+    def _mkdir(self, parent_fd, name, relpath):
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+        self.created.append(relpath)
+
+    def _dir(self, reldir):
+        fd = self.chain.open(reldir, create=self._mkdir)
+        self._record_dirs(reldir)
+        return fd
+
+    def _record_dirs(self, reldir):
+        """Journal owner, mode and times of ``reldir`` and its parents as the walk saw them (once per run).
+
+        The first record of a directory wins at restore: it is the state before any cleanse.
+        """
+        parts = reldir.split('/') if reldir else []
+        for index in range(len(parts)):
+            relpath = '/'.join(parts[:index + 1])
+            record = self.dir_records.get(relpath)
+            if relpath not in self.recorded and record is not None:
+                self.journal.write({'type': 'dir', 'path_b64': _b64(relpath), 'uid': record[2], 'gid': record[3],
+                                    'mode': record[4], 'atime_ns': record[5], 'mtime_ns': record[6]})
+                self.recorded.add(relpath)
+
+    def note_removed_dir(self, relpath):
+        """The cleanse is about to remove the empty data dir directory ``relpath``: the undo makes it again."""
+        self._record_dirs(relpath)
+        self.journal.write({'type': 'rmdir', 'path_b64': _b64(relpath)})
+
+    def put(self, src_fd, reldir, name):
+        """Move ``name`` of the data dir directory ``src_fd`` (= ``reldir``) into the quarantine; 'link' or 'copy'.
+
+        Raises OSError with the original still in place.
+        """
+        qfd = self._dir(reldir)
+        relpath = reldir + '/' + name if reldir else name
+        if lstat_at(qfd, name) is not None:
+            raise OSError(errno.EEXIST, 'already in the quarantine, left in place')
+        sha256 = None
+        try:
+            link_no_replace(src_fd, name, qfd, name)
+            method = 'link'
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise OSError(errno.EEXIST, 'already in the quarantine, left in place')
+            if exc.errno not in _NO_LINK:
+                raise
+            method = 'copy'
+            _size, sha256 = copy_entry(src_fd, name, qfd)
+        placed = os.lstat(name, dir_fd=qfd)
+        try:
+            self.chain.mark_dirty(reldir)
+            os.fsync(qfd)
+            record = {'type': 'file', 'path_b64': _b64(relpath), 'kind': 'link' if stat.S_ISLNK(placed.st_mode) else 'file',
+                      'size': placed.st_size, 'uid': placed.st_uid, 'gid': placed.st_gid,
+                      'mode': stat.S_IMODE(placed.st_mode), 'atime_ns': placed.st_atime_ns, 'mtime_ns': placed.st_mtime_ns}
+            if sha256:
+                record['sha256'] = sha256
+            if stat.S_ISLNK(placed.st_mode):
+                record['target_b64'] = _b64(os.readlink(name, dir_fd=qfd))
+            self.journal.write(record)
+        except Exception:
+            # No completion marker: the quarantine entry goes, the original stays.
+            again = lstat_at(qfd, name)
+            if again is not None and identity(again) == identity(placed):
+                os.unlink(name, dir_fd=qfd)
+            raise
+        os.unlink(name, dir_fd=src_fd)
+        return method
+
+    def finish(self):
+        """Give the directories this run made their data dir owner, mode and times; close everything."""
+        try:
+            self.chain.close()
+            # Deepest first: setting a child's times leaves its parent's alone, making it would not.
+            for relpath in sorted(self.created, key=lambda path: -path.count('/')):
+                record = self.dir_records.get(relpath)
+                if record is None:
+                    continue
+                fd = DirChain(self.root_fd, require_known=False).open(relpath)
+                try:
+                    _set_owner_mode(fd, record[2], record[3], record[4])
+                    _set_times(fd, record[5], record[6])
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.fsync(self.root_fd)
+        finally:
+            self.journal.close()
+            os.close(self.root_fd)
+
+
+# --------------------------------------------------------------------------- undo
+
+def read_journal(root_fd):
+    """(run records, {relpath: file record}, {relpath: first dir record}, problems); removed dirs are in dirs['removed']."""
+    try:
+        fd = os.open(JOURNAL, O_READ_NOFOLLOW, dir_fd=root_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return [], {}, {'removed': []}, []
+        raise
+    with os.fdopen(fd, 'rb') as handle:
+        if os.fstat(handle.fileno()).st_uid != os.geteuid():
+            raise OmeroBackupError('%s in the quarantine belongs to another user: refusing to trust it' % JOURNAL)
+        lines = handle.read().split(b'\n')
+    runs, files, dirs, problems, removed = [], {}, {}, [], []
+    if lines and lines[-1] == b'':
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line.decode('ascii'))
+            kind = record['type']
+            relpath = _unb64(record['path_b64']) if 'path_b64' in record else None
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            problems.append('%s line %d is not a record the cleanse wrote' % (JOURNAL, number))
+            continue
+        if kind == 'run':
+            runs.append(record)
+        elif kind == 'file':
+            files[relpath] = record
+        elif kind == 'dir':
+            dirs.setdefault(relpath, record)
+        elif kind == 'rmdir':
+            removed.append(relpath)
+    dirs['removed'] = removed
+    return runs, files, dirs, problems
+
+
+def _scan(root_fd):
+    """{relpath: lstat} of every non-directory entry of the quarantine tree (the journal excluded), and its dirs."""
+    entries = {}
+    directories = []
+
+    def walk(fd, reldir):
+        for name in sorted(os.listdir(fd)):
+            relpath = reldir + '/' + name if reldir else name
+            if not reldir and name == JOURNAL:
+                continue
+            info = os.lstat(name, dir_fd=fd)
+            if stat.S_ISDIR(info.st_mode):
+                directories.append(relpath)
+                child = open_dir(name, dir_fd=fd)
+                try:
+                    walk(child, relpath)
+                finally:
+                    os.close(child)
+            else:
+                entries[relpath] = info
+
+    walk(root_fd, '')
+    return entries, directories
+
+
+def _same_content(record, info):
+    if record.get('kind') == 'link':
+        return stat.S_ISLNK(info.st_mode)
+    return stat.S_ISREG(info.st_mode) and info.st_size == record['size']
+
+
+def plan_restore(quarantine_dir, datadir, max_reported=50):
+    """What the undo would do, and every reason it must not (nothing is changed here).
+
+    Returns {'restore': [relpath], 'drop': [relpath], 'done': [relpath], 'problems': [str], 'bytes': n}:
+    ``drop`` are quarantine names that are hard links of the very file already
+    back in the data dir (a run stopped between link and unlink), ``done``
+    journal records whose file is already back.
+    """
+    plan = {'restore': [], 'drop': [], 'done': [], 'dirs': [], 'problems': [], 'bytes': 0}
+    problems = plan['problems']
+    root_fd = _open_quarantine_root(quarantine_dir, create=False)
+    data_fd = open_dir(datadir, follow=True)
+    try:
+        runs, files, dirs, journal_problems = read_journal(root_fd)
+        problems.extend(journal_problems)
+        wanted = os.path.realpath(datadir)
+        for run in runs:
+            made_from = _unb64(run.get('datadir_b64', '')) if run.get('datadir_b64') else None
+            if made_from and made_from != wanted:
+                problems.append('the quarantine was made from %s, not from %s' % (escape_name(made_from), escape_name(wanted)))
+                break
+        entries, _directories = _scan(root_fd)
+        for relpath in sorted(entries):
+            if relpath in files:
+                continue
+            name = split_relpath(relpath)[1]
+            if name.startswith(TEMP_PREFIX):
+                problems.append('%s: a partial copy (an interrupted run); its original was never removed' % escape_name(relpath))
+            else:
+                problems.append('%s: no completion marker in %s (a copy that did not finish, or not the cleanse\'s)'
+                                % (escape_name(relpath), JOURNAL))
+        qchain = DirChain(root_fd, require_known=False)
+        dchain = DirChain(data_fd, follow_first=True, require_known=False)
+        try:
+            for relpath in sorted(files):
+                record = files[relpath]
+                reldir, name = split_relpath(relpath)
+                shown = escape_name(relpath)
+                try:
+                    qfd = qchain.open(reldir)
+                    qinfo = lstat_at(qfd, name)
+                except DirChanged:
+                    qinfo = None
+                dinfo, missing_dir = _data_entry(dchain, reldir, name, dirs, problems, shown)
+                if qinfo is None:
+                    if dinfo is not None and _same_content(record, dinfo):
+                        plan['done'].append(relpath)
+                    elif not missing_dir:
+                        problems.append('%s: in the journal but neither in the quarantine nor in the data dir' % shown)
+                    continue
+                if not _same_content(record, qinfo):
+                    problems.append('%s: %s in the quarantine, the journal recorded %s %d bytes: a partial or altered copy'
+                                    % (shown, '%d bytes' % qinfo.st_size if stat.S_ISREG(qinfo.st_mode) else 'not a file',
+                                       record.get('kind', 'file'), record['size']))
+                    continue
+                if record.get('kind') == 'link' and os.fsencode(os.readlink(name, dir_fd=qfd)) != \
+                        base64.b64decode(record.get('target_b64', '').encode('ascii')):
+                    problems.append('%s: the symlink points elsewhere than recorded' % shown)
+                    continue
+                if dinfo is not None:
+                    if identity(dinfo) == identity(qinfo):
+                        plan['drop'].append(relpath)
+                    else:
+                        problems.append('%s: exists in the data dir; refusing to overwrite it' % shown)
+                    continue
+                if missing_dir:
+                    continue
+                plan['restore'].append(relpath)
+                plan['bytes'] += record['size'] if record.get('kind') != 'link' else 0
+            for relpath in sorted(set(dirs['removed'])):
+                reldir, name = split_relpath(relpath)
+                shown = escape_name(relpath)
+                info, unusable = _data_entry(dchain, reldir, name, dirs, problems, shown)
+                if unusable:
+                    continue
+                if info is None:
+                    if relpath not in dirs:
+                        problems.append('%s: removed empty directory without a record of its owner and mode' % shown)
+                    else:
+                        plan['dirs'].append(relpath)
+                elif not stat.S_ISDIR(info.st_mode):
+                    problems.append('%s: was an empty directory; the data dir holds something else there now' % shown)
+        finally:
+            qchain.close()
+            dchain.close()
+    finally:
+        os.close(root_fd)
+        os.close(data_fd)
+    if len(problems) > max_reported:
+        problems[max_reported:] = ['... and %d more' % (len(problems) - max_reported)]
+    return plan
+
+
+def _data_entry(dchain, reldir, name, dirs, problems, shown):
+    """(lstat of the data dir entry or None, whether a directory on the way is unusable)."""
+    parts = reldir.split('/') if reldir else []
+    for index in range(len(parts)):
+        relpath = '/'.join(parts[:index + 1])
+        try:
+            dchain.open(relpath)
+        except DirChanged as exc:
+            if exc.why == 'is gone':
+                # Made again at restore, from its journal record.
+                if any('/'.join(parts[:below + 1]) not in dirs for below in range(index, len(parts))):
+                    problems.append('%s: directory %s is missing in the data dir and the journal has no owner/mode for it'
+                                    % (shown, escape_name(relpath)))
+                    return None, True
+                return None, False
+            problems.append('%s: %s in the data dir %s' % (shown, escape_name(relpath), exc.why))
+            return None, True
+    return lstat_at(dchain.open(reldir), name), False
+
+
+def restore(quarantine_dir, datadir, plan, result, max_errors=50):
+    """Move the planned files back; set owners, modes and mtimes of the directories; tidy the quarantine."""
+    root_fd = _open_quarantine_root(quarantine_dir, create=False)
+    data_fd = open_dir(datadir, follow=True)
+    created = []
+    touched = set()
+
+    def mkdir(parent_fd, name, relpath):
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+        created.append(relpath)
+
+    try:
+        _runs, files, dirs, _problems = read_journal(root_fd)
+        qchain = DirChain(root_fd, require_known=False)
+        dchain = DirChain(data_fd, follow_first=True, require_known=False)
+        try:
+            for relpath in plan['drop']:
+                reldir, name = split_relpath(relpath)
+                qfd = qchain.open(reldir)
+                dinfo = lstat_at(dchain.open(reldir), name)
+                qinfo = lstat_at(qfd, name)
+                if dinfo is not None and qinfo is not None and identity(dinfo) == identity(qinfo):
+                    os.unlink(name, dir_fd=qfd)
+                    qchain.mark_dirty(reldir)
+            for relpath in plan['restore']:
+                record = files[relpath]
+                reldir, name = split_relpath(relpath)
+                try:
+                    qfd = qchain.open(reldir)
+                    dfd = dchain.open(reldir, create=mkdir)
+                    _restore_one(qfd, dfd, name, record)
+                except OSError as exc:
+                    if len(result['errors']) < max_errors:
+                        result['errors'].append('%s: %s, left in the quarantine' % (escape_name(relpath), exc.strerror or exc))
+                    continue
+                qchain.mark_dirty(reldir)
+                dchain.mark_dirty(reldir)
+                parts = reldir.split('/') if reldir else []
+                touched.update('/'.join(parts[:index + 1]) for index in range(len(parts)))
+                result['restored'] += 1
+                result['restored_bytes'] += record['size'] if record.get('kind') != 'link' else 0
+            for relpath in plan['dirs']:
+                try:
+                    dchain.open(relpath, create=mkdir)
+                except OSError as exc:
+                    if len(result['errors']) < max_errors:
+                        result['errors'].append('%s: %s, not made again' % (escape_name(relpath), exc.strerror or exc))
+                    continue
+                parts = relpath.split('/')
+                touched.update('/'.join(parts[:index + 1]) for index in range(len(parts)))
+            dchain.close()
+            # Deepest first, so making or filling a child does not move its parent's mtime afterwards.
+            for relpath in sorted(touched, key=lambda path: -path.count('/')):
+                record = dirs.get(relpath)
+                if record is None:
+                    continue
+                fd = DirChain(data_fd, follow_first=True, require_known=False).open(relpath)
+                try:
+                    if relpath in created:
+                        _set_owner_mode(fd, record['uid'], record['gid'], record['mode'])
+                    _set_times(fd, record['atime_ns'], record['mtime_ns'])
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        finally:
+            qchain.close()
+            dchain.close()
+        _tidy(root_fd, result)
+    finally:
+        os.close(root_fd)
+        os.close(data_fd)
+
+
+def _restore_one(qfd, dfd, name, record):
+    qinfo = os.lstat(name, dir_fd=qfd)
+    owner = (record['uid'], record['gid'], record['mode'], record['atime_ns'], record['mtime_ns'])
+    # The quarantine entry is ours: give it the recorded owner, mode and times before it goes back.
+    if stat.S_ISLNK(qinfo.st_mode):
+        if os.geteuid() == 0:
+            os.chown(name, record['uid'], record['gid'], dir_fd=qfd, follow_symlinks=False)
+        _set_times(name, record['atime_ns'], record['mtime_ns'], dir_fd=qfd, follow=False)
+    else:
+        fd = os.open(name, O_READ_NOFOLLOW, dir_fd=qfd)
+        try:
+            if identity(os.fstat(fd)) != identity(qinfo) or os.fstat(fd).st_size != record['size']:
+                raise OSError(errno.ESTALE, 'changed while being restored')
+            _set_owner_mode(fd, record['uid'], record['gid'], record['mode'])
+            _set_times(fd, record['atime_ns'], record['mtime_ns'])
+        finally:
+            os.close(fd)
+    try:
+        link_no_replace(qfd, name, dfd, name)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        copy_entry(qfd, name, dfd, owner=owner, expected_sha256=record.get('sha256'))
+    os.fsync(dfd)
+    os.unlink(name, dir_fd=qfd)
+
+
+def _tidy(root_fd, result):
+    """Remove the quarantine directories left empty, and the journal once nothing is left to restore."""
+    _entries, directories = _scan(root_fd)
+    for relpath in sorted(directories, key=lambda path: -path.count('/')):
+        reldir, name = split_relpath(relpath)
+        chain = DirChain(root_fd, require_known=False)
+        try:
+            os.rmdir(name, dir_fd=chain.open(reldir))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
+        finally:
+            chain.close()
+    entries, directories = _scan(root_fd)
+    if not entries and not directories and not result['errors']:
+        try:
+            os.unlink(JOURNAL, dir_fd=root_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+    os.fsync(root_fd)
