@@ -260,25 +260,30 @@ def test_a_killed_replace_leaves_a_temporary_database_that_the_next_run_drops(sa
 
     # Look-alikes the next run must leave alone: the name without the comment, and a replaced database kept on purpose.
     decoys = [db + '_omero_backup_new_00000000', db + '_omero_backup_old_20000101T000000Z']
+    # And what a run killed after its swap leaves: the replaced database it had no time to drop.
+    pending = db + '_omero_backup_old_20000101T000001Z'
     conn = psycopg2_connect(sandbox, dbname='postgres')
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
-            for name in decoys:
+            for name in decoys + [pending]:
                 cursor.execute('CREATE DATABASE "%s"' % name)
             cursor.execute('COMMENT ON DATABASE "%s" IS %%s' % decoys[1],
                            ('omero.backup replaced database "%s" (kept, keep_replaced=true) at 2000-01-01T00:00:00Z' % db,))
+            cursor.execute('COMMENT ON DATABASE "%s" IS %%s' % pending,
+                           ('omero.backup replaced database "%s" (DROP PENDING) at 2000-01-01T00:00:01Z by a restore' % db,))
+            cursor.execute('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS false' % pending)
     finally:
         conn.close()
+    leftovers = sorted(leftovers + [pending])
 
     checked = run_module('db_restore', restore_args(sandbox, dumped['path'], db, state='replaced'), check=True)
-    assert not checked['failed'] and checked['leftovers_dropped'] == leftovers and 'would drop' in checked['msg']
-    assert databases(sandbox, leftovers[0]) == leftovers
+    assert not checked['failed'] and sorted(checked['leftovers_dropped']) == leftovers and 'would drop' in checked['msg']
+    assert sorted(databases(sandbox, db + '_omero_backup_%')) == sorted(decoys + leftovers)
 
     replaced = run_module('db_restore', restore_args(sandbox, dumped['path'], db, state='replaced'))
     assert not replaced['failed'], replaced.get('msg')
-    assert replaced['leftovers_dropped'] == leftovers and replaced['replaced'] is True
-    assert databases(sandbox, leftovers[0]) == []
+    assert sorted(replaced['leftovers_dropped']) == leftovers and replaced['replaced'] is True
     assert sorted(databases(sandbox, db + '_omero_backup_%')) == sorted(decoys)
     assert comment_of(sandbox, db).startswith('omero.backup restored sha256=%s ' % dumped['sha256'])
 
