@@ -91,8 +91,8 @@ def escape(name):
     name each backslash, newline, tab and CR is written ``\\\\``, ``\\n``, ``\\t``, ``\\r``, each byte that is not
     UTF-8 ``\\xNN``, and each other unprintable character as the ``\\xNN`` of its UTF-8 bytes.
 
-    One name, one form, and back (``unescape``): a plain name never holds a backslash. The same text as
-    fsname.escape_name() (cleanse's results), so every module shows a name alike.
+    One name, one form, and back (``unescape``): a plain name never holds a backslash. Every module shows
+    names through this function (logs, log_dir, datadir_*, cleanse, quarantine), so a name reads alike in all.
     """
     if isinstance(name, bytes):
         name = name.decode('utf-8', 'surrogateescape')
