@@ -189,12 +189,14 @@ def _open_quarantine_root(path, create):
     problem = None
     if info.st_uid != os.geteuid():
         problem = 'is owned by uid %d, not by the user running the cleanse (uid %d)' % (info.st_uid, os.geteuid())
-    elif info.st_mode & 0o022:
-        problem = 'is writable by group or others (mode %04o)' % stat.S_IMODE(info.st_mode)
+    elif info.st_mode & 0o077:
+        # The undo trusts what it finds below: nobody else may even reach it (the directories
+        # below carry the data dir's owners and modes, so this is the one closed door).
+        problem = 'is open to group or others (mode %04o, must be 0700)' % stat.S_IMODE(info.st_mode)
     if problem:
         os.close(fd)
-        raise OmeroBackupError('quarantine_dir %s %s: refusing to keep orphans where another user can change them. '
-                               'Nothing was removed.' % (path, problem))
+        raise OmeroBackupError('quarantine_dir %s %s: refusing to use a quarantine another user can reach. '
+                               'Nothing was changed.' % (path, problem))
     return fd
 
 
@@ -329,13 +331,14 @@ class QuarantineWriter(object):
                 record = self.dir_records.get(relpath)
                 if record is None:
                     continue
-                fd = DirChain(self.root_fd, require_known=False).open(relpath)
+                chain = DirChain(self.root_fd, require_known=False)
                 try:
+                    fd = chain.open(relpath)
                     _set_owner_mode(fd, record[2], record[3], record[4])
                     _set_times(fd, record[5], record[6])
                     os.fsync(fd)
                 finally:
-                    os.close(fd)
+                    chain.close()
             os.fsync(self.root_fd)
         finally:
             self.journal.close()
@@ -475,6 +478,10 @@ def plan_restore(quarantine_dir, datadir, max_reported=50):
                     else:
                         problems.append('%s: exists in the data dir; refusing to overwrite it' % shown)
                     continue
+                if stat.S_ISREG(qinfo.st_mode) and qinfo.st_nlink > 1:
+                    # The cleanse leaves one link in the quarantine; another one means a file planted there.
+                    problems.append('%s: has %d hard links in the quarantine, not the one the cleanse left' % (shown, qinfo.st_nlink))
+                    continue
                 if missing_dir:
                     continue
                 plan['restore'].append(relpath)
@@ -579,14 +586,15 @@ def restore(quarantine_dir, datadir, plan, result, max_errors=50):
                 record = dirs.get(relpath)
                 if record is None:
                     continue
-                fd = DirChain(data_fd, follow_first=True, require_known=False).open(relpath)
+                chain = DirChain(data_fd, follow_first=True, require_known=False)
                 try:
+                    fd = chain.open(relpath)
                     if relpath in created:
                         _set_owner_mode(fd, record['uid'], record['gid'], record['mode'])
                     _set_times(fd, record['atime_ns'], record['mtime_ns'])
                     os.fsync(fd)
                 finally:
-                    os.close(fd)
+                    chain.close()
         finally:
             qchain.close()
             dchain.close()

@@ -276,7 +276,7 @@ def test_a_full_quarantine_filesystem_leaves_no_truncated_copy_and_keeps_the_ori
 
 
 @pytest.mark.parametrize('damage', ['partial_copy', 'no_marker', 'size_mismatch', 'file_back_in_datadir',
-                                    'symlinked_dir_in_datadir'])
+                                    'symlinked_dir_in_datadir', 'extra_hard_link', 'quarantine_open_to_others'])
 def test_the_undo_refuses_partial_copies_and_never_overwrites(sandbox_factory, tmp_path, damage):
     description = sandbox_factory(objects=40, orphans=8, seed=15, omero_cli=False)
     datadir = description['datadir']
@@ -305,6 +305,13 @@ def test_the_undo_refuses_partial_copies_and_never_overwrites(sandbox_factory, t
         with open(os.path.join(datadir, victim), 'wb') as handle:
             handle.write(b'written since the cleanse')
         expected = 'refusing to overwrite'
+    elif damage == 'extra_hard_link':
+        # A file with a second link is not what the cleanse left (a planted hard link to someone else's file).
+        os.link(os.path.join(quarantine, victim), str(tmp_path / 'second-link'))
+        expected = 'hard links'
+    elif damage == 'quarantine_open_to_others':
+        os.chmod(quarantine, 0o755)
+        expected = 'must be 0700'
     else:
         elsewhere = tmp_path / 'elsewhere'
         elsewhere.mkdir()
@@ -317,8 +324,11 @@ def test_the_undo_refuses_partial_copies_and_never_overwrites(sandbox_factory, t
     for check in (True, False):
         refused = run_module('cleanse', dict(args, state='restored'), check=check)
         assert refused['failed'] and not refused['changed']
-        assert 'refusing to restore the quarantine, nothing was moved' in refused['msg']
-        assert any(expected in reason for reason in refused['refused']), refused['refused']
+        if damage == 'quarantine_open_to_others':
+            assert expected in refused['msg'] and 'Nothing was changed' in refused['msg'], refused['msg']
+        else:
+            assert 'refusing to restore the quarantine, nothing was moved' in refused['msg']
+            assert any(expected in reason for reason in refused['refused']), refused['refused']
         assert _tree_state(datadir) == data_before and _tree_state(quarantine) == quarantine_before
     if damage == 'symlinked_dir_in_datadir':
         assert os.listdir(str(tmp_path / 'elsewhere')) == []

@@ -503,3 +503,25 @@ def test_spool_and_report_keep_names_with_newlines_tabs_and_undecodable_bytes(tm
         lines = handle.read().decode('utf-8').splitlines()
     assert [line.split('\t')[0] for line in lines] == ['Pixels/.1001_pyramid\\xff.tmp', 'Pixels/.1002_pyramid\\n.tmp',
                                                        'Pixels/.1003_pyramid\\t x.tmp', u'Pixels/.1004_pyramid\u00e9.tmp']
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to make a directory of nobody')
+@pytest.mark.parametrize('planted', ['nobodys_dir', 'symlink', 'open_mode'])
+def test_a_quarantine_dir_another_user_controls_is_refused_before_anything_is_removed(tmp_path, planted):
+    import pwd
+    datadir = str(tmp_path / 'OMERO')
+    source = _touch(datadir, 'Files/998', b'orphan')
+    quarantine = str(tmp_path / 'quarantine')
+    if planted == 'symlink':
+        os.makedirs(str(tmp_path / 'elsewhere'), 0o700)
+        os.symlink(str(tmp_path / 'elsewhere'), quarantine)
+        expected = 'symlink'
+    else:
+        os.makedirs(quarantine)
+        os.chmod(quarantine, 0o700 if planted == 'nobodys_dir' else 0o755)
+        if planted == 'nobodys_dir':
+            os.chown(quarantine, pwd.getpwnam('nobody').pw_uid, -1)
+        expected = 'owned by uid' if planted == 'nobodys_dir' else 'must be 0700'
+    with pytest.raises(OmeroBackupError, match=expected):
+        cleanse._check_quarantine_dir(datadir, quarantine, ['Files'])
+    assert os.path.exists(source)
