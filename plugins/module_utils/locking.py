@@ -67,7 +67,7 @@ class LockRefused(OSError):
         self.path = path
 
     def __str__(self):
-        return self.strerror
+        return str(self.strerror)
 
 
 def owner_name(uid):

@@ -106,8 +106,7 @@ def _path_options(spec, params, prefix=''):
         if option.get('options') and value:
             for index, item in enumerate(value if isinstance(value, list) else [value]):
                 sub_prefix = '%s[%d].' % (label, index) if isinstance(value, list) else label + '.'
-                for found in _path_options(option['options'], item, sub_prefix):
-                    yield found
+                yield from _path_options(option['options'], item, sub_prefix)
 
 
 def problems(spec, params, locations=(), relative_to=None, jobs=(), cpus=None):

@@ -145,7 +145,7 @@ def _documented_options(name):
     options = dict(docs.get('options') or {})
     for fragment in docs.get('extends_documentation_fragment') or []:
         if fragment.startswith('omero.backup.'):
-            fragment_name, _, variant = fragment[len('omero.backup.'):].partition('.')
+            fragment_name, _dot, variant = fragment[len('omero.backup.'):].partition('.')
             module = importlib.import_module('ansible_collections.omero.backup.plugins.doc_fragments.' + fragment_name)
             text = getattr(module.ModuleDocFragment, variant.upper() or 'DOCUMENTATION')
             options.update(yaml.safe_load(text).get('options') or {})
@@ -157,7 +157,7 @@ def test_every_option_that_holds_a_length_of_time_is_a_duration_or_whole_seconds
     """A new duration option must join common.DURATION_OPTIONS (and so the tests below), or be an int of seconds."""
     spec = _argument_spec(name, monkeypatch)
     docs, documented = _documented_options(name)
-    if any(module == name for module, _ in DURATION_OPTIONS):
+    if any(module == name for module, _option in DURATION_OPTIONS):
         assert 'omero.backup.durations' in docs['extends_documentation_fragment'], 'the notes on durations are missing'
     for option_name, option in spec.items():
         if option.get('type') in ('list', 'dict', 'bool', 'path') or (name, option_name) in POINT_IN_TIME_OPTIONS:
