@@ -370,6 +370,15 @@ $body$;
 CREATE TABLE public.indexed (id bigint);
 INSERT INTO public.indexed SELECT generate_series(1, 50);
 CREATE INDEX indexed_evil ON public.indexed ((public.evil_index(id)));
+-- An operator that matches "varchar = unknown" better than pg_catalog's text = text (CVE-2018-1058's pattern):
+-- configuration.name, originalfile.repo ... are varchar.
+CREATE FUNCTION public.evil_eq(a varchar, b varchar) RETURNS boolean LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM public.evil('operator');
+    RETURN a::text OPERATOR(pg_catalog.=) b::text;
+END
+$body$;
+CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.evil_eq);
 -- Views named like OMERO tables the collection counts or reads, in public where the table is missing ...
 CREATE VIEW public.image AS SELECT 1::bigint AS id WHERE public.evil('public.image');
 CREATE VIEW public.project AS SELECT 1::bigint AS id WHERE public.evil('public.project');
@@ -408,6 +417,11 @@ def _hostile_restore(sandbox, tmp_path, source, db, superuser, flag):
         conn.commit()
     finally:
         conn.close()
+    # The traps are armed: the default search path picks them (shown as the owner, who may not run programs).
+    query(sandbox, "SELECT count(*) FROM configuration WHERE name = 'omero.db.uuid'", dbname=source, role='owner')
+    query(sandbox, 'SELECT count(*) FROM image', dbname=source, role='owner')
+    armed = set(row[0] for row in query(sandbox, 'SELECT at FROM public.witness', dbname=source, role='owner'))
+    assert {'operator', 'public.image'} <= armed, armed
     query(sandbox, 'DELETE FROM public.witness', dbname=source, role='owner')
     # A plain pg_dump of it, and a manifest written for it as db_dump would (without db_dump's own queries).
     hostile = str(tmp_path / 'hostile.pg_dump')
