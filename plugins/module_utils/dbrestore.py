@@ -589,13 +589,13 @@ def _absent(params, check_mode):
     admin = postgres.connect(params, 'postgres')
     try:
         leftovers = _leftovers(admin, db)
-        _drop_leftovers(admin, leftovers, check_mode)
         target = _target_state(params, admin, db)
         before = _describe(True, target).split('\n', 1)[1]
         result = {'changed': bool(leftovers), 'dropped': False, 'leftovers_dropped': leftovers, 'warnings': [],
                   'diff': {'before_header': '%s (before)' % db, 'after_header': '%s (after)' % db,
                            'before': before, 'after': 'database: absent\n'}}
         if not target['exists']:
+            _drop_leftovers(admin, leftovers, check_mode)
             result['msg'] = 'database %s is absent' % db
             if leftovers:
                 result['msg'] += '; %s %s left by killed restores' % ('would drop' if check_mode else 'dropped',
@@ -614,6 +614,7 @@ def _absent(params, check_mode):
         if check_mode:
             result['msg'] = 'would drop database %s after ending its sessions' % db
             return result
+        _drop_leftovers(admin, leftovers, check_mode)
         sessions = postgres.query_one(admin, 'SELECT count(*) FROM pg_stat_activity WHERE datname = %s', (db,))[0]
         _drop_database(admin, db)
         result['msg'] = 'dropped database %s%s' % (db, ' (ended %d session(s))' % sessions if sessions else '')
