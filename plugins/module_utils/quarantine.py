@@ -237,27 +237,46 @@ class Journal(object):
 
 
 class QuarantineWriter(object):
-    """Moves orphans into the quarantine in the order of the module docstring."""
+    """Moves orphans into the quarantine in the order of the module docstring.
+
+    The quarantine directory and its journal are made at the first move, so a
+    run with nothing to move leaves no trace.
+    """
 
     def __init__(self, quarantine_dir, datadir, dir_records):
-        self.root_fd = _open_quarantine_root(quarantine_dir, create=True)
+        self.quarantine_dir = quarantine_dir
+        self.datadir = datadir
         self.dir_records = dir_records
-        self.chain = DirChain(self.root_fd, require_known=False)
+        self.root_fd = None
+        self.chain = None
+        self.journal = None
         self.created = []
         self.recorded = set()
+
+    def _open(self):
+        if self.root_fd is not None:
+            return
+        root_fd = _open_quarantine_root(self.quarantine_dir, create=True)
         try:
-            self.journal = Journal(self.root_fd)
-            self.journal.write({'type': 'run', 'datadir': escape_name(os.path.realpath(datadir)),
-                                'datadir_b64': _b64(os.path.realpath(datadir)), 'started': iso_time()})
+            journal = Journal(root_fd)
+            try:
+                journal.write({'type': 'run', 'datadir': escape_name(os.path.realpath(self.datadir)),
+                               'datadir_b64': _b64(os.path.realpath(self.datadir)), 'started': iso_time()})
+            except Exception:
+                journal.close()
+                raise
         except Exception:
-            os.close(self.root_fd)
+            os.close(root_fd)
             raise
+        self.root_fd, self.journal = root_fd, journal
+        self.chain = DirChain(root_fd, require_known=False)
 
     def _mkdir(self, parent_fd, name, relpath):
         os.mkdir(name, 0o700, dir_fd=parent_fd)
         self.created.append(relpath)
 
     def _dir(self, reldir):
+        self._open()
         fd = self.chain.open(reldir, create=self._mkdir)
         self._record_dirs(reldir)
         return fd
@@ -278,6 +297,7 @@ class QuarantineWriter(object):
 
     def note_removed_dir(self, relpath):
         """The cleanse is about to remove the empty data dir directory ``relpath``: the undo makes it again."""
+        self._open()
         self._record_dirs(relpath)
         self.journal.write({'type': 'rmdir', 'path_b64': _b64(relpath)})
 
@@ -324,6 +344,8 @@ class QuarantineWriter(object):
 
     def finish(self):
         """Give the directories this run made their data dir owner, mode and times; close everything."""
+        if self.root_fd is None:
+            return
         try:
             self.chain.close()
             # Deepest first: setting a child's times leaves its parent's alone, making it would not.

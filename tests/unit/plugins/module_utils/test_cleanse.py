@@ -525,3 +525,12 @@ def test_a_quarantine_dir_another_user_controls_is_refused_before_anything_is_re
     with pytest.raises(OmeroBackupError, match=expected):
         cleanse._check_quarantine_dir(datadir, quarantine, ['Files'])
     assert os.path.exists(source)
+
+
+def test_a_cleanse_with_nothing_to_quarantine_makes_no_quarantine(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    _touch(datadir, 'Files/998')
+    quarantine = str(tmp_path / 'quarantine')
+    result = _cleanse_without_database(datadir, [998], quarantine, subdirs=['Files'])
+    assert result['removed'] == 0 and result['errors'] == []
+    assert not os.path.lexists(quarantine)
