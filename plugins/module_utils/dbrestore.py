@@ -803,32 +803,34 @@ def _replace(params, runner, admin, target, path, fmt, digest, record, jobs, wan
             if not isinstance(exc, DATABASE_ERRORS):
                 raise
             reason = 'PostgreSQL refused a step: %s' % str(exc).strip()
-        kept = ''
         try:
             _drop_database(admin, tmp)
+            cleaned = 'The temporary database was dropped'
         except DATABASE_ERRORS as drop_exc:
-            kept = (' The temporary database %s could not be dropped (%s); the next run drops it.'
-                    % (tmp, str(drop_exc).strip()))
+            cleaned = ('The temporary database %s could not be dropped (%s; the next run drops it)'
+                       % (tmp, str(drop_exc).strip()))
         # What did change: a role created for the restore stays, and killed runs' leftovers are gone.
         done = {'changed': bool(result['created']['role'] or result['leftovers_dropped']),
                 'created': {'role': result['created']['role'], 'database': False}, 'replaced': False,
                 'leftovers_dropped': result['leftovers_dropped'], 'space': result.get('space'),
                 'warnings': result['warnings']}
-        raise DbRestoreError('restoring %s into a temporary database to replace %s failed: %s. The temporary database was '
-                             'dropped and %s is untouched.%s%s'
-                             % (name, db, scrub(reason, params), db,
-                                ' Nothing else was changed.' if done['changed'] else ' Nothing was changed.', kept), done)
+        raise DbRestoreError('restoring %s into a temporary database to replace %s failed: %s. %s and %s is untouched. %s'
+                             % (name, db, scrub(reason, params), cleaned, db,
+                                'Nothing else was changed.' if done['changed'] else 'Nothing was changed.'), done)
     result['replaced_kept_as'] = old if keep else None
-    result['msg'] = ('restored %s into %s (replaced: restored under the temporary name %s, then swapped in; the previous '
-                     'database %s)' % (name, db, tmp, 'is kept as %s' % old if keep else 'was dropped'))
-    if want_analyze:
-        result['msg'] += ', ANALYZE (%.1f s) before the swap' % result['analyze_duration']
+    previous = 'is kept as %s' % old
     if not keep:
         try:
             _drop_database(admin, old)
+            previous = 'was dropped'
         except DATABASE_ERRORS as exc:
+            previous = 'is %s, to be dropped' % old
             result['warnings'].append('the replaced database, now %s, could not be dropped (%s); its comment says DROP '
                                       'PENDING and the next run into %s drops it' % (old, str(exc).strip(), db))
+    result['msg'] = ('restored %s into %s (replaced: restored under the temporary name %s, then swapped in; the previous '
+                     'database %s)' % (name, db, tmp, previous))
+    if want_analyze:
+        result['msg'] += ', ANALYZE (%.1f s) before the swap' % result['analyze_duration']
 
 
 def _free_replaced_name(admin, db):
