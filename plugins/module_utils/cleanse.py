@@ -38,7 +38,8 @@ from ansible_collections.omero.backup.plugins.module_utils import postgres
 from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open
 from ansible_collections.omero.backup.plugins.module_utils import quarantine
 from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.dirfd import DirChain, DirChanged, identity, lstat_at, open_dir, split_relpath
+from ansible_collections.omero.backup.plugins.module_utils.dirfd import (DirChain, DirChanged, LinkRefused, identity, lstat_at, open_dir,
+                                                                         open_top_dir, split_relpath)
 from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
 from ansible_collections.omero.backup.plugins.module_utils.names import ID_DIRECTORY
 from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name
@@ -267,11 +268,10 @@ class _Walker(object):
             # The three roots may be symlinks to bigger volumes (as omero's own walk
             # allows); below them no symlinked directory is followed.
             try:
-                root_fd = open_dir(self.subdir, dir_fd=datadir_fd, follow=True)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                    raise
-                root_fd = None
+                root_fd = open_top_dir(datadir_fd, self.subdir)
+            except LinkRefused as exc:
+                raise OmeroBackupError('%s/%s %s: refusing to cleanse through it. Nothing was removed.'
+                                       % (self.datadir, self.subdir, exc.why))
             if root_fd is not None:
                 try:
                     self._walk_dir(root_fd, self.subdir, top=True)

@@ -48,6 +48,58 @@ def open_dir(name, dir_fd=None, follow=False):
     return os.open(name, O_DIR if follow else O_DIR_NOFOLLOW, dir_fd=dir_fd)
 
 
+class LinkRefused(OSError):
+    """A symlink that may not be followed: its owner is neither root nor the owner of the directory it leads to."""
+
+    def __init__(self, name, why):
+        super(LinkRefused, self).__init__(errno.EPERM, why, name)
+        self.why = why
+
+
+def open_top_dir(parent_fd, name):
+    """Open ``name``, a directory or a symlink to one that may be followed; None when it does not exist.
+
+    Pixels/, Files/ and Thumbnails/ may be symlinks to other volumes. The owner
+    of the data dir can also make them point anywhere, so a symlink is followed
+    only when root made it, or when the directory it leads to has the link's
+    owner (who can then change that directory without us): the rule of
+    fs.protected_symlinks. The link is checked to be the same (inode) after
+    the open, so the open followed the link that was checked; a directory is
+    opened without following anything.
+    """
+    try:
+        before = os.lstat(name, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    if not stat.S_ISLNK(before.st_mode):
+        try:
+            return open_dir(name, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+    try:
+        fd = open_dir(name, dir_fd=parent_fd, follow=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+    try:
+        after = lstat_at(parent_fd, name)
+        target = os.fstat(fd)
+        if after is None or identity(after) != identity(before) or after.st_ctime_ns != before.st_ctime_ns:
+            raise LinkRefused(name, 'was replaced while it was opened')
+        if before.st_uid not in (0, target.st_uid):
+            raise LinkRefused(name, 'is a symlink of uid %d to a directory of uid %d; only root may link there'
+                              % (before.st_uid, target.st_uid))
+    except Exception:
+        os.close(fd)
+        raise
+    return fd
+
+
 def split_relpath(relpath):
     """('Pixels/Dir-001', '1234') for 'Pixels/Dir-001/1234'; ('', name) for a name at the root."""
     if '/' in relpath:
@@ -63,7 +115,7 @@ class DirChain(object):
     opened without a check only when ``require_known`` is false. The first
     component may be followed when ``follow_first`` (Pixels/, Files/,
     Thumbnails/ may be symlinks to other volumes; their identity is still
-    checked). The chain keeps the descriptors of the last directory opened
+    checked, and a symlink is followed only under open_top_dir()'s rule). The chain keeps the descriptors of the last directory opened
     and its ancestors, so a walk-ordered list of files costs one open per
     directory; a directory renamed while the chain holds it open stays the
     one walked (the descriptor follows the inode, not the name). Directories
@@ -109,7 +161,14 @@ class DirChain(object):
             parent = self._stack[-1][1] if self._stack else self.root_fd
             created = False
             try:
-                fd = open_dir(parts[index], dir_fd=parent, follow=self.follow_first and index == 0)
+                if self.follow_first and index == 0:
+                    fd = open_top_dir(parent, parts[index])
+                    if fd is None:
+                        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), relpath)
+                else:
+                    fd = open_dir(parts[index], dir_fd=parent)
+            except LinkRefused as exc:
+                raise DirChanged(relpath, exc.why)
             except OSError as exc:
                 if exc.errno == errno.ENOENT and create is not None:
                     create(parent, parts[index], relpath)

@@ -28,6 +28,8 @@ description:
   - Removes through descriptors of the directories opened from O(datadir) down without following a symlink, each
     checked against the identity (device and inode) the walk recorded; a directory replaced since the walk (for
     example a C(Dir-NNN) swapped for a symlink) is skipped whole and reported in RV(errors).
+  - C(Pixels/), C(Files/) and C(Thumbnails/) may be symlinks to other volumes; such a link is followed only when root
+    owns it or its owner owns the directory it leads to, otherwise the module refuses and removes nothing.
   - With O(state=restored) it moves a quarantine made by O(quarantine_dir) back into O(datadir) instead, see
     O(state).
   - Takes the data dir lock (C(omero-backup-datadir-<hash of the real path of datadir>.lock) in O(lock_dir)) before

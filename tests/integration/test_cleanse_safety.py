@@ -190,6 +190,33 @@ def test_dir_swapped_for_a_symlink_after_the_walk_deletes_nothing_outside_the_da
         assert not os.path.lexists(os.path.join(str(tmp_path / 'quarantine'), target))
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root: the cleanse runs as root, the attacker as nobody')
+def test_a_root_symlinked_by_the_data_dir_owner_to_another_users_directory_is_refused(sandbox_factory, tmp_path):
+    """Pixels/ may be a symlink to a bigger volume, but one the data dir's owner points at root's files is not followed."""
+    description = sandbox_factory(objects=30, orphans=6, seed=17, omero_cli=False)
+    datadir = description['datadir']
+    _chown_tree(datadir, 'nobody')
+    _age(datadir)
+    victim = tmp_path / 'victim'  # root's, numbered files, as a PostgreSQL data directory has
+    victim.mkdir()
+    for name in ('998', '1259', '2619'):
+        (victim / name).write_bytes(b'root data')
+        os.utime(str(victim / name), (OLD, OLD))
+    pixels = os.path.join(datadir, 'Pixels')
+    _as_nobody(SWAP, pixels, str(victim))
+    result = run_module('cleanse', _db_args(description))
+    assert sorted(os.listdir(str(victim))) == ['1259', '2619', '998']
+    assert result['failed'] and 'symlink of uid %d' % pwd.getpwnam('nobody').pw_uid in result['msg'], result.get('msg')
+    assert 'Nothing was removed' in result['msg']
+    # A link root made (an admin putting Pixels on another volume) is followed as before.
+    os.unlink(pixels)
+    os.rename(pixels + '.walked', str(tmp_path / 'volume'))
+    os.symlink(str(tmp_path / 'volume'), pixels)
+    checked = run_module('cleanse', _db_args(description), check=True)
+    assert not checked['failed'], checked.get('msg')
+    assert checked['subdirectories']['Pixels']['entries'] > 0
+
+
 # ------------------------------------------------------------------ item 9: quarantine and its undo
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='needs root to mount a tmpfs and to own files as another user')
