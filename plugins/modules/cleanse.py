@@ -114,7 +114,7 @@ options:
         removed; the undo trusts nothing else.
       - Directories made here get the owner, mode and modification time of their O(datadir) counterparts. The
         directory itself is made with mode 0700 when missing; an existing one must belong to the user running the
-        module and have mode 0700 (no access for group or others: the undo trusts what is below it).
+        module and have mode 0700 (no access for group or others, since the undo trusts what is below it).
       - A file already present at its quarantine path is left in place and reported in RV(errors).
       - Must not be inside one of the cleansed directories. Needs O(backend=database).
     type: path
