@@ -659,11 +659,16 @@ def _apply(datadir, quarantine_dir, spool, empty_dirs, result, young_before, rep
                 try:
                     parent = chain.open(reldir)
                     if writer is not None:
-                        # The undo makes it again, with its owner, mode and times.
+                        # The undo makes it again, with its owner, mode and times; no record, no removal.
                         writer.note_removed_dir(relpath)
-                    os.rmdir(name, dir_fd=parent)
                 except DirChanged:
                     continue
+                except OSError as exc:
+                    if len(result['errors']) < max_errors:
+                        result['errors'].append('%s/: %s, kept' % (escape_name(relpath), exc.strerror or exc))
+                    continue
+                try:
+                    os.rmdir(name, dir_fd=parent)
                 except OSError as exc:
                     # Something appeared, or a file stayed: the directory is kept.
                     if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
