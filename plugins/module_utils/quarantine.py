@@ -327,7 +327,9 @@ class QuarantineWriter(object):
             os.fsync(qfd)
             record = {'type': 'file', 'path_b64': _b64(relpath), 'kind': 'link' if stat.S_ISLNK(placed.st_mode) else 'file',
                       'size': placed.st_size, 'uid': placed.st_uid, 'gid': placed.st_gid,
-                      'mode': stat.S_IMODE(placed.st_mode), 'atime_ns': placed.st_atime_ns, 'mtime_ns': placed.st_mtime_ns}
+                      'mode': stat.S_IMODE(placed.st_mode), 'atime_ns': placed.st_atime_ns, 'mtime_ns': placed.st_mtime_ns,
+                      # Links it keeps once the original name is gone (an orphan may have others, outside the data dir).
+                      'nlink': placed.st_nlink - 1 if method == 'link' else placed.st_nlink}
             if sha256:
                 record['sha256'] = sha256
             if stat.S_ISLNK(placed.st_mode):
@@ -500,9 +502,9 @@ def plan_restore(quarantine_dir, datadir, max_reported=50):
                     else:
                         problems.append('%s: exists in the data dir; refusing to overwrite it' % shown)
                     continue
-                if stat.S_ISREG(qinfo.st_mode) and qinfo.st_nlink > 1:
-                    # The cleanse leaves one link in the quarantine; another one means a file planted there.
-                    problems.append('%s: has %d hard links in the quarantine, not the one the cleanse left' % (shown, qinfo.st_nlink))
+                if stat.S_ISREG(qinfo.st_mode) and qinfo.st_nlink > record.get('nlink', 1):
+                    # More links than the cleanse left: a file planted there, or linked to one outside.
+                    problems.append('%s: has %d hard links, the cleanse left %d: not its file' % (shown, qinfo.st_nlink, record.get('nlink', 1)))
                     continue
                 if missing_dir:
                     continue

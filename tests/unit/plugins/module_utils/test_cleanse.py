@@ -534,3 +534,16 @@ def test_a_cleanse_with_nothing_to_quarantine_makes_no_quarantine(tmp_path):
     result = _cleanse_without_database(datadir, [998], quarantine, subdirs=['Files'])
     assert result['removed'] == 0 and result['errors'] == []
     assert not os.path.lexists(quarantine)
+
+
+def test_an_orphan_with_another_hard_link_quarantines_and_comes_back(tmp_path):
+    datadir = str(tmp_path / 'OMERO')
+    quarantine = str(tmp_path / 'quarantine')
+    source = _touch(datadir, 'Files/Dir-001/1001', b'linked')
+    os.link(source, str(tmp_path / 'elsewhere'))  # e.g. an in-place import's hard link
+    before = _tree_state(datadir)
+    assert _cleanse_without_database(datadir, [], quarantine, subdirs=['Files'])['removed'] == 1
+    restored = cleanse.restore_quarantine({'datadir': datadir, 'quarantine_dir': quarantine}, check_mode=False)
+    assert restored['restored'] == 1 and restored['errors'] == []
+    assert _tree_state(datadir) == before
+    assert os.stat(source).st_nlink == 2
