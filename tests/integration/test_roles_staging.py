@@ -213,7 +213,7 @@ def test_a_staging_parent_planted_by_another_user_is_refused(backed_up, shared_d
                           extra_vars={'omero_demo_sandbox': description, 'omero_backup_staging_parent': parent,
                                       'omero_restore_replace': True})
     assert result['rc'] != 0, result['stdout'][-6000:]
-    refusal = [msg for msg in failed_messages(result) if msg.startswith('Nothing staged: ')]
+    refusal = [msg for msg in failed_messages(result) if msg.startswith('Refusing the staging parent localhost:%s' % parent)]
     assert refusal, failed_messages(result)
     assert ('a symlink' if planted == 'symlink' else 'owned by nobody') in refusal[0], refusal[0]
     assert not ran(result, "Restore the set's backup/ directory from the store's increment")
