@@ -235,8 +235,15 @@ def clean_leftovers(datadir, check_mode, result, lock_held=False):
         ours, unknown = find_leftovers(datadir)
     try:
         for directory, name in ours:
-            report = _remove_at(directory, name)
             path = escape(os.path.join(directory, name))
+            users = processes_using(os.path.join(directory, name))
+            if users:
+                # Not a leftover yet; the next run takes it once that process has ended.
+                result['warnings'].append('restore leftover %s was not removed: process(es) %s still name it on their '
+                                          'command line (an rdiff-backup whose restore was killed?)'
+                                          % (path, ', '.join(str(pid) for pid in users)))
+                continue
+            report = _remove_at(directory, name)
             result['leftovers'].append(path)
             result['leftovers_bytes'] += report.bytes
             result['changed'] = True
@@ -252,6 +259,29 @@ def clean_leftovers(datadir, check_mode, result, lock_held=False):
     if result['leftovers']:
         result['warnings'].append('removed %d restore leftover(s) (%d bytes) a killed restore had left: %s'
                                   % (len(result['leftovers']), result['leftovers_bytes'], ', '.join(result['leftovers'])))
+
+
+def processes_using(path):
+    """Pids whose command line names ``path`` or a path below it (from /proc/*/cmdline).
+
+    A restore killed alone (the OOM killer takes the module, not its child) can leave its rdiff-backup running,
+    still writing into the staging tree it was given on its command line: that tree is not a leftover yet.
+    """
+    wanted = os.fsencode(path.rstrip('/'))
+    users = []
+    try:
+        pids = [entry for entry in os.listdir('/proc') if entry.isdigit()]
+    except OSError:
+        return users
+    for pid in pids:
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                args = handle.read().split(b'\0')
+        except (IOError, OSError):
+            continue
+        if any(arg == wanted or arg.startswith(wanted + b'/') for arg in args):
+            users.append(int(pid))
+    return sorted(users)
 
 
 def _remove_at(directory, name):

@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 import time
 
@@ -482,3 +483,25 @@ def test_leftovers_stay_while_another_run_holds_the_lock(tmp_path):
         holder.release()
     assert result['leftovers'] == [] and os.path.isdir(leftover) and not result['changed']
     assert any('were not removed' in warning and 'already running' in warning for warning in result['warnings'])
+
+
+def test_leftover_still_named_by_a_running_process_is_kept(tmp_path):
+    """An rdiff-backup that outlived its killed restore still writes into the staging tree named on its command
+    line: that tree is not removed until the process has ended."""
+    data = str(tmp_path / 'OMERO')
+    leftover = os.path.join(data, datadir.STAGING_PREFIX + 'zz')
+    os.makedirs(leftover)
+    writer = subprocess.Popen([sys.executable, '-c', 'import sys, time; sys.stdout.write("up\\n"); sys.stdout.flush(); '
+                               'time.sleep(60)', leftover], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline() == b'up\n'
+        result = {'warnings': [], 'changed': False}
+        datadir.clean_leftovers(data, False, result)
+        assert result['leftovers'] == [] and os.path.isdir(leftover)
+        assert any('still name it' in warning and str(writer.pid) in warning for warning in result['warnings'])
+    finally:
+        writer.kill()
+        writer.wait()
+    result = {'warnings': [], 'changed': False}
+    datadir.clean_leftovers(data, False, result)
+    assert result['leftovers'] == [leftover] and not os.path.exists(leftover)
