@@ -281,3 +281,31 @@ def test_a_backup_removes_the_staging_killed_runs_of_this_host_left_and_no_other
     finally:
         shutil.rmtree(ours, ignore_errors=True)
         shutil.rmtree(theirs, ignore_errors=True)
+
+
+def test_a_config_the_set_record_does_not_name_is_not_loaded(backed_up, tmp_path):
+    """The same for the configuration (it holds omero.db.pass): the role compares the staged file's sha256 with
+    the set record's before config_load reads it."""
+    description, plays = backed_up
+    sets_dir = os.path.join(description['root'], 'store', 'sets')
+    record = latest_set(description)
+    tampered = dict(record, set_id='tampered-config')
+    tampered['config'] = dict(record['config'], sha256='0' * 64)
+    with open(os.path.join(sets_dir, 'tampered-config.json'), 'w') as handle:
+        json.dump(tampered, handle)
+    config_xml = os.path.join(description['omerodir'], 'etc', 'grid', 'config.xml')
+    with open(config_xml, 'rb') as handle:
+        before = handle.read()
+    try:
+        result = run_playbook(staging_free_play(tmp_path / 'restore-config.yml', RESTORE_TASK),
+                              extra_vars={'omero_demo_sandbox': description, 'omero_restore_set': 'tampered-config',
+                                          'omero_restore_database': False, 'omero_restore_datadir': False,
+                                          'omero_restore_replace': True, 'omero_restore_verify': False})
+    finally:
+        os.unlink(os.path.join(sets_dir, 'tampered-config.json'))
+    assert result['rc'] != 0, result['stdout'][-6000:]
+    refusal = [msg for msg in failed_messages(result) if msg.startswith('Nothing loaded: ')]
+    assert refusal and '0' * 64 in refusal[0], failed_messages(result)
+    assert not ran(result, 'Load the saved configuration into the installed OMERO.server (same version)')
+    with open(config_xml, 'rb') as handle:
+        assert handle.read() == before
