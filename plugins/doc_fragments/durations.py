@@ -7,7 +7,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The one duration grammar (module_utils/common.parse_duration), for every module with a duration option.
+    # The one duration grammar (module_utils/base/durations.parse_duration), for every module with a duration option.
     # Notes only: ansible-doc wants a fragment to carry options, hence the empty mapping.
     DOCUMENTATION = r'''
 options: {}

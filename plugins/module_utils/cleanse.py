@@ -34,18 +34,18 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_open
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_open
 from ansible_collections.omero.backup.plugins.module_utils import quarantine
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.dirfd import (DirChain, DirChanged, LinkRefused, identity, lstat_at, open_dir,
-                                                                         open_top_dir, split_relpath)
-from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
-from ansible_collections.omero.backup.plugins.module_utils.names import ID_DIRECTORY
-from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name
-from ansible_collections.omero.backup.plugins.module_utils.locking import (AlreadyRunning, ExclusiveLock, datadir_lock_path,
-                                                                           lock_file_hint)
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, OmeroCliError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import (DirChain, DirChanged, LinkRefused, identity, lstat_at, open_dir,
+                                                                              open_top_dir, split_relpath)
+from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import entry_id, entry_ids
+from ansible_collections.omero.backup.plugins.module_utils.base.names import ID_DIRECTORY
+from ansible_collections.omero.backup.plugins.module_utils.base.names import escape as escape_name
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path, lock_file_hint
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, OmeroCliError
 
 SUBDIRECTORIES = ('Pixels', 'Files', 'Thumbnails')
 TABLES = {'Pixels': 'pixels', 'Files': 'originalfile', 'Thumbnails': 'thumbnail'}

@@ -22,16 +22,18 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write, fsync_dir, resolve_owner
-from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroBackupError, exit_with_result, file_timestamp, module_runner,
-                                                                          parse_duration)
-from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
-from ansible_collections.omero.backup.plugins.module_utils.names import escape
-from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
-    Location, Rdiff, glob_escape, interval_seconds, iso, listing_lines, lock_path, parse_location, parse_statistics,
-    parse_verify, remote_schema, resolve_at, restore_problems)
-from ansible_collections.omero.backup.plugins.module_utils.safe_remove import open_dir_nofollow, remove_tree_at
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write, fsync_dir, resolve_owner
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import file_timestamp, module_runner
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.names import escape
+from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import (Location, Rdiff, glob_escape, interval_seconds, iso, listing_lines,
+                                                                               lock_path, parse_location, parse_statistics, parse_verify, remote_schema,
+                                                                               resolve_at, restore_problems)
+from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import open_dir_nofollow, remove_tree_at
 
 # BioFormatsCache is regenerated on demand; .lock files under .omero are stale after a crash.
 DEFAULT_EXCLUDES = ('BioFormatsCache', '.omero/**/.lock', 'ManagedRepository/.omero/**/.lock')

@@ -8,8 +8,8 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.common import directory_usage, free_bytes
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.base.space import directory_usage, free_bytes
 
 
 def repository_dir(datadir, db_uuid):

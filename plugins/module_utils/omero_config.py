@@ -36,11 +36,11 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported by the CLI this drives
     from pipes import quote as shell_quote
 
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write, ensure_private_dir
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, iso_time
-from ansible_collections.omero.backup.plugins.module_utils.manifest import (ManifestError, manifest_path_for,
-                                                                            read_manifest, write_manifest)
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCliError
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write, ensure_private_dir
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import iso_time
+from ansible_collections.omero.backup.plugins.module_utils.base.manifest import ManifestError, manifest_path_for, read_manifest, write_manifest
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCliError
 
 MASK = '*' * 8
 DEFAULT_DEST = '/OMERO/backup/omero.config'

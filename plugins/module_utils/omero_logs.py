@@ -32,10 +32,11 @@ import stat
 import time
 import xml.etree.ElementTree as ET
 
-from ansible_collections.omero.backup.plugins.module_utils.atomic import (
-    TEMP_PREFIX, apply_owner, fsync_dir, publish, temp_sibling)
-from ansible_collections.omero.backup.plugins.module_utils.common import CHUNK, OmeroBackupError, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.names import LIVE_LOG, ROLLED_LOG, escape, escaped_list
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import TEMP_PREFIX, apply_owner, fsync_dir, publish, temp_sibling
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import CHUNK
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.names import LIVE_LOG, ROLLED_LOG, escape, escaped_list
 
 DEFAULT_OMERODIR = '/opt/omero/server/OMERO.server'
 DEFAULT_USER = 'omero-server'

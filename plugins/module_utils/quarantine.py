@@ -37,11 +37,12 @@ import json
 import os
 import stat
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, iso_time
-from ansible_collections.omero.backup.plugins.module_utils.dirfd import (TEMP_PREFIX, DirChain, DirChanged, O_READ_NOFOLLOW,
-                                                                         identity, link_no_replace, lstat_at, open_dir,
-                                                                         publish_no_replace, split_relpath, temp_name)
-from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import iso_time
+from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import (TEMP_PREFIX, DirChain, DirChanged, O_READ_NOFOLLOW, identity,
+                                                                              link_no_replace, lstat_at, open_dir, publish_no_replace, split_relpath,
+                                                                              temp_name)
+from ansible_collections.omero.backup.plugins.module_utils.base.names import escape as escape_name
 
 JOURNAL = '.omero-cleanse-journal'
 CHUNK = 1024 * 1024

@@ -19,8 +19,8 @@ import json
 import os
 import re
 
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 
 STATUS_FORMAT_VERSION = 1
 _LABEL_VALUE = re.compile(r'^[A-Za-z0-9_.:/ -]*$')

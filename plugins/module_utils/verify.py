@@ -16,8 +16,8 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.idpath import id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import id_to_relpath
 
 MAX_LISTED = 20
 

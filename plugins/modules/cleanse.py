@@ -387,11 +387,12 @@ lock:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 from ansible_collections.omero.backup.plugins.module_utils.cleanse import CleanseRefused, SUBDIRECTORIES, cleanse
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import omero_cli_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import omero_cli_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def _diff(result, restored=False):

@@ -167,10 +167,12 @@ keys_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, module_runner, OmeroBackupError, report_results_as_given
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli, omero_cli_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

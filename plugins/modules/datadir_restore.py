@@ -244,8 +244,8 @@ warnings_list:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.datadir import restore_datadir, run_datadir_module, ssh_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

@@ -244,10 +244,12 @@ dest_created:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, module_runner, report_results_as_given
-from ansible_collections.omero.backup.plugins.module_utils.dbdump import dump
-from ansible_collections.omero.backup.plugins.module_utils.postgres import PostgresError, postgres_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.glue import report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.db_dump import dump
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import PostgresError, postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

@@ -145,10 +145,10 @@ backup_dest:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.info import gather
-from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

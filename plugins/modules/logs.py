@@ -183,9 +183,10 @@ names_b64:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result, OmeroBackupError, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

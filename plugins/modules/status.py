@@ -134,9 +134,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.status import record
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

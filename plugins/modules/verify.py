@@ -141,10 +141,10 @@ dangling_links:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.postgres import postgres_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.verify import run
-from ansible_collections.omero.backup.plugins.module_utils.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 
 def main():

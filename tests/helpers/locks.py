@@ -14,7 +14,7 @@ from helpers.ansible import collections_path
 HOLDER = '''
 import sys
 sys.path.insert(0, sys.argv[3])
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock
 ExclusiveLock(sys.argv[1], sys.argv[2]).acquire()
 sys.stdout.write('locked\\n')
 sys.stdout.flush()

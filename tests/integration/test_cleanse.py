@@ -21,7 +21,7 @@ from helpers.locks import hold_lock
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path  # noqa: E402
 
 OLD = time.time() - 30 * 86400
 OMERO_ADMIN_PASSWORD = 'fake-server-root-Pa55'

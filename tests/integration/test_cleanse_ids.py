@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The id rule (module_utils/names.py) on the real cleanse module: an id is ASCII digits without a leading zero
+"""The id rule (module_utils/base/names.py) on the real cleanse module: an id is ASCII digits without a leading zero
 that PostgreSQL's bigint can hold, and a Dir-NNN directory exactly three ASCII digits; any other name is kept."""
 
 from __future__ import (absolute_import, division, print_function)

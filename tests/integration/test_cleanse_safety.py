@@ -29,7 +29,7 @@ if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
 from ansible_collections.omero.backup.plugins.module_utils import cleanse  # noqa: E402
-from ansible_collections.omero.backup.plugins.module_utils.idpath import id_to_relpath  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import id_to_relpath  # noqa: E402
 
 OLD = time.time() - 30 * 86400
 JOURNAL = '.omero-cleanse-journal'

@@ -33,7 +33,7 @@ def datadir_lock_path(datadir):
     import sys
     if collections_path() not in sys.path:
         sys.path.insert(0, collections_path())
-    from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path as lock_path
+    from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path as lock_path
     return lock_path(datadir)
 
 

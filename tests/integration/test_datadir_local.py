@@ -64,7 +64,7 @@ def lock_file_for(location):
     path = collections_path()
     if path not in sys.path:
         sys.path.insert(0, path)
-    from ansible_collections.omero.backup.plugins.module_utils.rdiff import lock_path, parse_location
+    from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import lock_path, parse_location
     return lock_path(parse_location(location))
 
 

@@ -28,8 +28,8 @@ from helpers.sandbox import connection_args, psycopg2_connect, query
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils import dbdump, dbrestore  # noqa: E402
-from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner  # noqa: E402
 
 
 def restore_args(description, src, db, **extra):
@@ -44,7 +44,7 @@ def direct_dump(sandbox, dest, fmt='custom'):
     params = dict(connection_args(sandbox), login_password=None, login_unix_socket=None, connect_timeout=10, dest=str(dest),
                   format=fmt, jobs=1, compress=None, globals=True, min_size=4096, server_stopped=False,
                   skip_if_newer_than=None, min_keep=1, keep=None, max_age=None, owner=None, group=None, pg_bindir=None)
-    return dbdump.dump(params, subprocess_runner)
+    return db_dump.dump(params, subprocess_runner)
 
 
 def pg_env(description):
@@ -170,7 +170,7 @@ def test_directory_round_trip_refuses_non_empty_target_and_replaces_on_request(s
     assert restored['changed'] and restored['created'] == {'role': False, 'database': True}
     assert restored['format'] == 'directory'
     assert restored['analyzed'] is False and 'analyze_duration' not in restored
-    assert database_comment(sandbox, 'restored_dir').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    assert database_comment(sandbox, 'restored_dir').endswith(db_restore.COMMENT_ANALYZE_PENDING)
     assert analyze_state(sandbox, 'restored_dir')[0] == analyze_state(sandbox, 'restored_dir')[1]
     assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
 
@@ -231,8 +231,8 @@ def test_truncated_and_bit_flipped_dumps_fail_verification_and_leave_the_target_
                 handle.write(bytes([byte[0] ^ 0x10]))
         damaged[kind] = copy
         # The read-through db_dump runs before publishing catches both (pg_restore --list would not).
-        with pytest.raises(dbdump.DbDumpError, match='failed its read-through'):
-            dbdump.read_through(subprocess_runner, {}, copy, 'custom')
+        with pytest.raises(db_dump.DbDumpError, match='failed its read-through'):
+            db_dump.read_through(subprocess_runner, {}, copy, 'custom')
         refused = run_module('db_restore', restore_args(sandbox, copy, 'restored_bad'))
         assert refused['failed'] and 'does not match its manifest' in refused['msg'], refused.get('msg')
         assert not exists(sandbox, 'database', 'restored_bad')
@@ -258,7 +258,7 @@ def test_analyze_left_pending_runs_alone_on_the_next_run_and_a_missing_vacuumdb_
     pending = run_module('db_restore', dict(args, pg_bindir=str(bindir), analyze=False))
     assert not pending['failed'], pending.get('msg')
     assert pending['analyzed'] is False and 'analyze_duration' not in pending
-    assert database_comment(sandbox, 'restored_analyze').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    assert database_comment(sandbox, 'restored_analyze').endswith(db_restore.COMMENT_ANALYZE_PENDING)
     never, tables, with_stats = analyze_state(sandbox, 'restored_analyze')
     assert never == tables >= 8 and with_stats == 0
 
@@ -275,7 +275,7 @@ def test_analyze_left_pending_runs_alone_on_the_next_run_and_a_missing_vacuumdb_
     assert analyze_state(sandbox, 'restored_analyze') == (0, tables, tables)
     pixels = query(sandbox, "SELECT reltuples::bigint FROM pg_class WHERE oid = 'public.pixels'::regclass", dbname='restored_analyze')
     assert pixels[0][0] == sandbox['counts']['db_rows']['pixels']
-    assert not database_comment(sandbox, 'restored_analyze').endswith(dbrestore.COMMENT_ANALYZE_PENDING)
+    assert not database_comment(sandbox, 'restored_analyze').endswith(db_restore.COMMENT_ANALYZE_PENDING)
     assert_identical(sandbox, 'omero', sandbox, 'restored_analyze')
 
     again = run_module('db_restore', args)
@@ -287,7 +287,7 @@ def test_a_held_lock_refuses_a_second_restore_and_changes_nothing(sandbox, scrat
     scratch['roles'].append('omero_locked_owner')
     dumped = direct_dump(sandbox, tmp_path / 'database')
     args = restore_args(sandbox, dumped['path'], 'restored_locked', owner='omero_locked_owner', lock_dir=str(tmp_path))
-    lock = dbrestore.database_lock_path(args, 'restored_locked', str(tmp_path))
+    lock = db_restore.database_lock_path(args, 'restored_locked', str(tmp_path))
     holder = hold_lock(lock, 'db_restore (held by the test)')
     try:
         refused = run_module('db_restore', args)

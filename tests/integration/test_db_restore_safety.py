@@ -29,9 +29,9 @@ from helpers.sandbox import connection_args, psycopg2_connect, query
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils import dbdump  # noqa: E402
-from ansible_collections.omero.backup.plugins.module_utils.common import sha256_file, subprocess_runner  # noqa: E402
-from ansible_collections.omero.backup.plugins.module_utils.manifest import read_manifest, write_manifest  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils import db_dump  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file, subprocess_runner  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.base.manifest import read_manifest, write_manifest  # noqa: E402
 
 PREFIX = 'restored_safety_'
 
@@ -51,7 +51,7 @@ def direct_dump(sandbox, dest, fmt='custom', db=None):
                   skip_if_newer_than=None, min_keep=1, keep=None, max_age=None, owner=None, group=None, pg_bindir=None)
     if db:
         params['db'] = db
-    return dbdump.dump(params, subprocess_runner)
+    return db_dump.dump(params, subprocess_runner)
 
 
 def databases(description, like=PREFIX + '%'):

@@ -33,7 +33,7 @@ def collection_idpath():
     path = collections_path()
     if path not in sys.path:
         sys.path.insert(0, path)
-    return importlib.import_module('ansible_collections.omero.backup.plugins.module_utils.idpath')
+    return importlib.import_module('ansible_collections.omero.backup.plugins.module_utils.tools.idpath')
 
 
 def walk_files(top):

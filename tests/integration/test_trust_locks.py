@@ -26,7 +26,7 @@ from helpers.ansible import collections_path, run_module
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root and the nobody user')
 PRECIOUS = b'root:$6$not-a-real-hash:19000:0:99999:7:::\n'

@@ -1,4 +1,4 @@
-"""The OMERO server's object id to path rule, kept independent of plugins/module_utils/idpath.py.
+"""The OMERO server's object id to path rule, kept independent of plugins/module_utils/tools/idpath.py.
 
 A second implementation on purpose: the sandbox lays out files with it and the
 collection's tests check the collection's copy against what the sandbox made.

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import atomic
+from ansible_collections.omero.backup.plugins.module_utils.base import atomic
 
 
 def _leftovers(directory):

@@ -15,10 +15,10 @@ import time
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils import cleanse
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
-from ansible_collections.omero.backup.plugins.module_utils.idpath import id_to_relpath
-from ansible_collections.omero.backup.plugins.module_utils.locking import datadir_lock_path
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli
 
 OLD = time.time() - 7 * 86400
 SECRET = 'omero-Adm1n-pass'
@@ -363,12 +363,12 @@ def test_real_run_output_reports_managed_dirs_and_errors():
 @pytest.mark.parametrize('name', ['1', '0123', '999999', '1_pyramid', '.1_pyramid.pyr_lock', '.1_pyramid99.tmp',
                                   '123\n', '\u0661\u0662', '\u00b2', '12345.bak', 'notanid', '.DS_Store', '', 'Dir-001'])
 def test_entry_ids_fast_path_agrees_with_entry_id(name):
-    from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids
+    from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import entry_id, entry_ids
     assert entry_ids([name]) == [entry_id(name)]
 
 
 def test_entry_ids_of_whole_directories():
-    from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_ids
+    from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import entry_ids
     assert entry_ids(['1000', '1999', '1001']) == [1000, 1999, 1001]
     # int() would take these; the name rule does not.
     assert entry_ids(['1000', '1_000', ' 12', '+5', '1000_pyramid']) == [1000, None, None, None, 1000]
@@ -381,7 +381,7 @@ def _hold_datadir_lock(path):
     """Another process holding the data dir lock file ``path`` until killed (as a datadir run would)."""
     collections = cleanse.__file__.partition(os.sep + 'ansible_collections' + os.sep)[0]
     holder = ('import sys\nsys.path.insert(0, sys.argv[2])\n'
-              'from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock\n'
+              'from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock\n'
               'lock = ExclusiveLock(sys.argv[1], "test holder").acquire()\n'
               'sys.stdout.write("locked\\n")\nsys.stdout.flush()\nsys.stdin.read()\n')
     proc = subprocess.Popen([sys.executable, '-c', holder, path, collections], stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils.names import escape as escape_name, unescape as unescape_name
+from ansible_collections.omero.backup.plugins.module_utils.base.names import escape as escape_name, unescape as unescape_name
 
 
 @pytest.mark.parametrize('raw, shown', [

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli
 
 SECRET = 's3cr3t-Pa55'
 

@@ -7,7 +7,9 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration, free_bytes
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.space import free_bytes
 
 
 @pytest.mark.parametrize('text, seconds', [
@@ -39,7 +41,7 @@ class _ModuleStub(object):
 
 @pytest.mark.parametrize('diff_mode', [True, False])
 def test_exit_with_result_keeps_the_diff_only_in_diff_mode(diff_mode):
-    from ansible_collections.omero.backup.plugins.module_utils.common import exit_with_result
+    from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
     module = _ModuleStub(diff_mode)
     exit_with_result(module, {'changed': True, 'diff': {'before': 'a', 'after': 'b'}})
     assert ('diff' in module.exited_with) is diff_mode

@@ -14,17 +14,19 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import dbdump, dbrestore, locking
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, sha256_file, subprocess_runner
-from ansible_collections.omero.backup.plugins.module_utils.dbrestore import DbRestoreError
-from ansible_collections.omero.backup.plugins.module_utils.manifest import write_manifest
+from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore
+from ansible_collections.omero.backup.plugins.module_utils.base import locking
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file, subprocess_runner
+from ansible_collections.omero.backup.plugins.module_utils.db_restore import DbRestoreError
+from ansible_collections.omero.backup.plugins.module_utils.base.manifest import write_manifest
 from helpers.locks import hold_lock
 
 SECRET = 'restore-Pa55-word'
 
 
 def _dump(dest, stamp, complete=True, content=b'PGDMP fake archive'):
-    path = os.path.join(str(dest), dbdump.dump_name('omero', stamp, 'custom'))
+    path = os.path.join(str(dest), db_dump.dump_name('omero', stamp, 'custom'))
     with open(path, 'wb') as handle:
         handle.write(content)
     record = {'sha256': sha256_file(path), 'database_owner': 'omero', 'omero': {'schema_version': 'OMERO5.4'},
@@ -36,24 +38,24 @@ def _dump(dest, stamp, complete=True, content=b'PGDMP fake archive'):
 def test_directory_source_takes_the_newest_complete_dump(tmp_path):
     older = _dump(tmp_path, '2026-11-20T000000Z')
     _dump(tmp_path, '2026-11-25T000000Z', complete=False)
-    path, fmt, manifest = dbrestore.resolve_source(str(tmp_path), 'omero')
+    path, fmt, manifest = db_restore.resolve_source(str(tmp_path), 'omero')
     assert (path, fmt, manifest) == (older, 'custom', older + '.manifest.json')
 
 
 def test_manifest_source_names_its_dump(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z')
-    assert dbrestore.resolve_source(dump + '.manifest.json')[0] == dump
+    assert db_restore.resolve_source(dump + '.manifest.json')[0] == dump
 
 
 def test_directory_without_complete_dump_is_refused(tmp_path):
     _dump(tmp_path, '2026-11-25T000000Z', complete=False)
     with pytest.raises(DbRestoreError, match='no complete dump in .*found 1 dump'):
-        dbrestore.resolve_source(str(tmp_path), 'omero')
+        db_restore.resolve_source(str(tmp_path), 'omero')
 
 
 def test_verified_dump_returns_its_recorded_sha256(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z')
-    record, digest = dbrestore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+    record, digest = db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
     assert digest == sha256_file(dump) and record['complete'] is True
 
 
@@ -63,23 +65,23 @@ def test_damaged_dump_is_refused(tmp_path):
         handle.seek(3)
         handle.write(b'X')
     with pytest.raises(DbRestoreError, match='does not match its manifest.*sha256'):
-        dbrestore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+        db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
 
 
 def test_incomplete_or_missing_manifest_is_refused_unless_verify_false(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z', complete=False)
     with pytest.raises(DbRestoreError, match='does not say complete'):
-        dbrestore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+        db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
     os.unlink(dump + '.manifest.json')
     with pytest.raises(DbRestoreError, match='has no manifest'):
-        dbrestore.verify_source(dump, 'custom', None, verify=True)
-    record, digest = dbrestore.verify_source(dump, 'custom', None, verify=False)
+        db_restore.verify_source(dump, 'custom', None, verify=True)
+    record, digest = db_restore.verify_source(dump, 'custom', None, verify=False)
     assert record == {} and digest == sha256_file(dump)
 
 
 def test_scram_verifier_matches_rfc7677_construction():
     salt = b'0123456789abcdef'
-    verifier = dbrestore.scram_sha256('pencil', salt=salt)
+    verifier = db_restore.scram_sha256('pencil', salt=salt)
     method, rest = verifier.split('$', 1)
     iterations_salt, keys = rest.split('$')
     iterations, salt_b64 = iterations_salt.split(':')
@@ -104,46 +106,46 @@ def test_lock_is_keyed_by_host_port_and_database(tmp_path):
     sockets = tmp_path / 'sock'
     sockets.mkdir()
     (tmp_path / 'link').symlink_to(sockets)
-    base = dbrestore.database_lock_path(_conn_params(login_unix_socket=str(sockets)), 'omero', str(tmp_path))
+    base = db_restore.database_lock_path(_conn_params(login_unix_socket=str(sockets)), 'omero', str(tmp_path))
     assert os.path.dirname(base) == str(tmp_path) and os.path.basename(base).startswith('omero-backup-database-')
     # The same socket directory by another name, and a host name in another case, are the same target.
-    assert dbrestore.database_lock_path(_conn_params(login_unix_socket=str(tmp_path / 'link')), 'omero', str(tmp_path)) == base
-    assert (dbrestore.database_lock_path(_conn_params(login_host='DB.example.org'), 'omero', str(tmp_path))
-            == dbrestore.database_lock_path(_conn_params(login_host='db.example.org'), 'omero', str(tmp_path)))
-    others = [dbrestore.database_lock_path(_conn_params(login_unix_socket=str(sockets), port=5433), 'omero', str(tmp_path)),
-              dbrestore.database_lock_path(_conn_params(login_unix_socket=str(sockets)), 'omero2', str(tmp_path)),
-              dbrestore.database_lock_path(_conn_params(login_host='db.example.org'), 'omero', str(tmp_path))]
+    assert db_restore.database_lock_path(_conn_params(login_unix_socket=str(tmp_path / 'link')), 'omero', str(tmp_path)) == base
+    assert (db_restore.database_lock_path(_conn_params(login_host='DB.example.org'), 'omero', str(tmp_path))
+            == db_restore.database_lock_path(_conn_params(login_host='db.example.org'), 'omero', str(tmp_path)))
+    others = [db_restore.database_lock_path(_conn_params(login_unix_socket=str(sockets), port=5433), 'omero', str(tmp_path)),
+              db_restore.database_lock_path(_conn_params(login_unix_socket=str(sockets)), 'omero2', str(tmp_path)),
+              db_restore.database_lock_path(_conn_params(login_host='db.example.org'), 'omero', str(tmp_path))]
     assert len(set(others + [base])) == 4
 
 
 def test_lock_dir_defaults_to_the_private_lock_directory():
-    path = dbrestore.database_lock_path(_conn_params(), 'omero')
+    path = db_restore.database_lock_path(_conn_params(), 'omero')
     assert os.path.dirname(path) == locking.default_lock_dir()
 
 
 def test_a_held_lock_refuses_before_the_dump_is_even_read(tmp_path):
     params = dict(_conn_params(login_unix_socket=str(tmp_path)), src=str(tmp_path / 'no-such-dump'), db='omero',
                   owner='omero', lock_dir=str(tmp_path))
-    holder = hold_lock(dbrestore.database_lock_path(params, 'omero', str(tmp_path)), 'db_restore held by a test')
+    holder = hold_lock(db_restore.database_lock_path(params, 'omero', str(tmp_path)), 'db_restore held by a test')
     try:
         with pytest.raises(DbRestoreError) as error:
-            dbrestore.restore(params, subprocess_runner)
+            db_restore.restore(params, subprocess_runner)
         message = str(error.value)
         assert 'already running' in message and 'pid %d' % holder.pid in message and 'Nothing was changed' in message
         # Check mode takes no lock: it goes on, and stops at the missing dump.
         with pytest.raises(DbRestoreError, match='does not exist'):
-            dbrestore.restore(params, subprocess_runner, check_mode=True)
+            db_restore.restore(params, subprocess_runner, check_mode=True)
     finally:
         holder.kill()
         holder.wait()
     with pytest.raises(DbRestoreError, match='does not exist'):
-        dbrestore.restore(params, subprocess_runner)
+        db_restore.restore(params, subprocess_runner)
 
 
 def test_a_missing_lock_dir_is_explained(tmp_path):
     params = dict(_conn_params(), src=str(tmp_path), db='omero', owner='omero', lock_dir=str(tmp_path / 'missing'))
     with pytest.raises(DbRestoreError, match='cannot take the lock .*Check that the lock directory exists.*Nothing was changed'):
-        dbrestore.restore(params, subprocess_runner)
+        db_restore.restore(params, subprocess_runner)
 
 
 # ------------------------------------------------------------------ ANALYZE
@@ -155,13 +157,13 @@ def test_analyze_runs_vacuumdb_with_the_password_only_in_the_environment():
         calls.append((argv, env))
         return 0, '', 'WARNING:  permission denied to analyze "pixels", skipping it\nsome other line\n'
     params = _conn_params(login_host='db.example.org', login_password=SECRET, pg_bindir='/usr/lib/postgresql/15/bin')
-    seconds, warnings = dbrestore.analyze(params, runner, 'omero', jobs=3)
+    seconds, warnings = db_restore.analyze(params, runner, 'omero', jobs=3)
     argv, env = calls[0]
     assert argv == ['/usr/lib/postgresql/15/bin/vacuumdb', '--no-password', '--analyze-only', '--quiet', '--jobs', '3']
     assert SECRET not in ' '.join(argv)
     assert env['PGPASSWORD'] == SECRET and env['PGDATABASE'] == 'omero' and env['PGHOST'] == 'db.example.org'
     assert seconds >= 0 and warnings == ['WARNING:  permission denied to analyze "pixels", skipping it']
-    dbrestore.analyze(params, runner, 'omero', jobs=1)
+    db_restore.analyze(params, runner, 'omero', jobs=1)
     assert '--jobs' not in calls[1][0]
 
 
@@ -169,7 +171,7 @@ def test_analyze_failure_is_explained_without_the_password():
     def runner(argv, env=None, data=None, cwd=None):
         return 1, '', 'vacuumdb: error: connection failed: password %s rejected' % SECRET
     with pytest.raises(OmeroBackupError) as error:
-        dbrestore.analyze(_conn_params(login_password=SECRET), runner, 'omero', jobs=1)
+        db_restore.analyze(_conn_params(login_password=SECRET), runner, 'omero', jobs=1)
     assert 'vacuumdb --analyze-only failed (rc 1)' in str(error.value) and SECRET not in str(error.value)
 
 
@@ -198,10 +200,10 @@ ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION
 def test_roles_file_gives_only_the_named_roles_stored_verifier(tmp_path):
     path = tmp_path / 'omero.roles.sql'
     path.write_text(ROLES_FILE)
-    assert dbrestore.roles_file_verifier(str(path), 'omero') == OMERO_SCRAM
-    assert dbrestore.roles_file_verifier(str(path), 'Omero "lab"') == 'md50123456789abcdef0123456789abcdef'
-    assert dbrestore.roles_file_verifier(str(path), 'nopass') is None
-    assert dbrestore.roles_file_verifier(str(path), 'absent') is None
+    assert db_restore.roles_file_verifier(str(path), 'omero') == OMERO_SCRAM
+    assert db_restore.roles_file_verifier(str(path), 'Omero "lab"') == 'md50123456789abcdef0123456789abcdef'
+    assert db_restore.roles_file_verifier(str(path), 'nopass') is None
+    assert db_restore.roles_file_verifier(str(path), 'absent') is None
 
 
 def test_md5_verifier_of_another_role_name_is_not_used(tmp_path):
@@ -209,8 +211,8 @@ def test_md5_verifier_of_another_role_name_is_not_used(tmp_path):
     record = {'globals_path': 'omero.roles.sql', 'database_owner': 'Omero "lab"'}
     result = {'warnings': []}
     dump = str(tmp_path / 'omero.pg_dump')
-    assert dbrestore._owner_verifier_from_roles_file(dump, record, 'Omero "lab"', result).startswith('md5')
-    assert dbrestore._owner_verifier_from_roles_file(dump, record, 'omero2', result) is None
+    assert db_restore._owner_verifier_from_roles_file(dump, record, 'Omero "lab"', result).startswith('md5')
+    assert db_restore._owner_verifier_from_roles_file(dump, record, 'omero2', result) is None
     assert 'created without a password' in result['warnings'][0]
 
 
@@ -220,7 +222,7 @@ def test_a_failed_analyze_after_the_restore_reports_the_change_and_how_to_retry(
     result = {'changed': True, 'msg': 'restored omero.pg_dump into omero', 'diff': {}, 'warnings': [], 'analyzed': True}
     with pytest.raises(DbRestoreError) as error:
         # The admin connection is only used after a successful ANALYZE (to clear the pending mark).
-        dbrestore._run_analyze(_conn_params(), runner, None, 'omero', 1, 'omero.backup restored ...', result)
+        db_restore._run_analyze(_conn_params(), runner, None, 'omero', 1, 'omero.backup restored ...', result)
     assert 'restored omero.pg_dump into omero, but ANALYZE failed' in str(error.value)
     assert 'Run the task again' in str(error.value)
     # What the module hands to fail_json next to msg.

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one duration grammar (common.parse_duration), and every duration option of every module held to it.
+"""The one duration grammar (durations.parse_duration), and every duration option of every module held to it.
 
 The per-module tests run each module's real main() and real AnsibleModule in this process; the only seam is a
 wrapper around the AnsibleModule class that reads the argument spec the module builds.
@@ -20,9 +20,9 @@ import yaml
 
 from ansible.module_utils import basic
 
-from ansible_collections.omero.backup.plugins.module_utils.common import (DURATION_OPTIONS, OmeroBackupError, parse_duration,
-                                                                          rdiff_backup_interval)
-from ansible_collections.omero.backup.plugins.module_utils.rdiff import RdiffError, interval_seconds, resolve_at
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import DURATION_OPTIONS, parse_duration, rdiff_backup_interval
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import RdiffError, interval_seconds, resolve_at
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins', 'modules')
 MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith('.py') and not name.startswith('_'))
@@ -154,7 +154,7 @@ def _documented_options(name):
 
 @pytest.mark.parametrize('name', MODULES)
 def test_every_option_that_holds_a_length_of_time_is_a_duration_or_whole_seconds(name, monkeypatch):
-    """A new duration option must join common.DURATION_OPTIONS (and so the tests below), or be an int of seconds."""
+    """A new duration option must join durations.DURATION_OPTIONS (and so the tests below), or be an int of seconds."""
     spec = _argument_spec(name, monkeypatch)
     docs, documented = _documented_options(name)
     if any(module == name for module, _option in DURATION_OPTIONS):
@@ -168,7 +168,7 @@ def test_every_option_that_holds_a_length_of_time_is_a_duration_or_whole_seconds
             assert 'duration' in described, (name, option_name)
         elif DURATION_NAME.search(option_name) or re.search(r'\bduration\b', described):
             assert option.get('type') == 'int' and re.search(r'\bSeconds\b|\bseconds\b', described), (
-                '%s %s holds a length of time: add it to common.DURATION_OPTIONS and read it with parse_duration, '
+                '%s %s holds a length of time: add it to durations.DURATION_OPTIONS and read it with parse_duration, '
                 'or make it an int of seconds' % (name, option_name))
 
 
@@ -218,7 +218,7 @@ def test_rdiff_backup_is_given_the_duration_in_seconds(tmp_path, given, seconds)
     """keep_increments_for reaches rdiff-backup (real, check mode) as NNNs, never as the text given, so rdiff-backup
     (whose own units have no lower-case w or d, and where a bare number is a time, not a length) cannot read it
     differently."""
-    from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner
+    from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
     from ansible_collections.omero.backup.plugins.module_utils.datadir import backup_datadir
     src = tmp_path / 'OMERO'
     (src / 'Files').mkdir(parents=True)

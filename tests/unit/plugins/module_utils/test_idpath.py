@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils.idpath import entry_id, entry_ids, id_to_dirs, id_to_relpath
+from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import entry_id, entry_ids, id_to_dirs, id_to_relpath
 
 
 @pytest.mark.parametrize('object_id, relpath', [

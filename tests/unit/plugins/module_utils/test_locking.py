@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import locking
-from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock, LockRefused
+from ansible_collections.omero.backup.plugins.module_utils.base import locking
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, LockRefused
 
 HOLDER = '''
 import fcntl, os, sys, time

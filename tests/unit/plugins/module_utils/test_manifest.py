@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.omero.backup.plugins.module_utils import manifest
+from ansible_collections.omero.backup.plugins.module_utils.base import manifest
 
 
 def test_complete_is_the_last_key_written(tmp_path):

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import names
+from ansible_collections.omero.backup.plugins.module_utils.base import names
 
 ODD = [b'caf\xe9', b'new\nline', b' lead', b'trail ', 'caf\u00e9'.encode('utf-8'), '\u65e5\u672c'.encode('utf-8'),
        b'back\\slash', b'tab\there', b'\xed\xa0\x80', b'nbsp\xc2\xa0', b'\\xe9', b'\\u00e9', b'cr\r']

@@ -17,8 +17,8 @@ import tempfile
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils import omero_config
-from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner
-from ansible_collections.omero.backup.plugins.module_utils.omero_cli import OmeroCli
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
+from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import (
     ConfigError, OmeroConfig, compare, masked_keys, masked_view, normalized_config_xml, parse_get_output, parse_saved,
     render, unloadable_keys)

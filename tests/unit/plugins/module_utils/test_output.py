@@ -11,9 +11,9 @@ import re
 import subprocess
 import sys
 
-from ansible_collections.omero.backup.plugins.module_utils.dbdump import scrub
-from ansible_collections.omero.backup.plugins.module_utils.output import tail
-from ansible_collections.omero.backup.plugins.module_utils.rdiff import Outcome
+from ansible_collections.omero.backup.plugins.module_utils.db_dump import scrub
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Outcome
 
 PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins')
 NOTE = re.compile(r'\A\.\.\. \((\d+) earlier characters cut\)\n')

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""module_utils/params.py, and every module of the collection: each path option is checked before anything runs.
+"""module_utils/base/params.py, and every module of the collection: each path option is checked before anything runs.
 
 The per-module tests run each module's real main() and real AnsibleModule in this process. Two seams only:
 the AnsibleModule class is wrapped to read the argument spec the module builds, and check_params is wrapped so a
@@ -20,9 +20,8 @@ import yaml
 
 from ansible.module_utils import basic
 
-from ansible_collections.omero.backup.plugins.module_utils import params
-from ansible_collections.omero.backup.plugins.module_utils.params import (location_problem, max_jobs, path_problem,
-                                                                          problems, relative_problem)
+from ansible_collections.omero.backup.plugins.module_utils.base import params
+from ansible_collections.omero.backup.plugins.module_utils.base.params import location_problem, max_jobs, path_problem, problems, relative_problem
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins', 'modules')
 MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith('.py') and not name.startswith('_'))

@@ -13,10 +13,11 @@ import shlex
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import locking, rdiff
-from ansible_collections.omero.backup.plugins.module_utils.rdiff import (
-    Location, Outcome, Rdiff, RdiffError, glob_escape, interval_seconds, lock_path, parse_increments, parse_location,
-    parse_statistics, parse_verify, remote_schema, resolve_at)
+from ansible_collections.omero.backup.plugins.module_utils.base import locking
+from ansible_collections.omero.backup.plugins.module_utils.tools import rdiff
+from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import (Location, Outcome, Rdiff, RdiffError, glob_escape, interval_seconds,
+                                                                               lock_path, parse_increments, parse_location, parse_statistics, parse_verify,
+                                                                               remote_schema, resolve_at)
 
 STATISTICS = '''NOTE: Starting increment operation from source path src to destination path dst
 --------------[ Session statistics ]--------------

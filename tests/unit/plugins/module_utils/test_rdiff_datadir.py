@@ -19,11 +19,11 @@ import time
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils import datadir
-from ansible_collections.omero.backup.plugins.module_utils.common import subprocess_runner
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
 from ansible_collections.omero.backup.plugins.module_utils.datadir import (
     DatadirError, backup_datadir, exclude_globs, restore_datadir, scan_symlinks, tree_fingerprint)
-from ansible_collections.omero.backup.plugins.module_utils.locking import ExclusiveLock, datadir_lock_path
-from ansible_collections.omero.backup.plugins.module_utils.rdiff import Location, lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock, datadir_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Location, lock_path
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 
@@ -406,7 +406,7 @@ ODD_NAMES = [b'caf\xe9', b'caf\xea', b'new\nline', b'new', b' lead', b'trail ', 
 
 
 def test_listing_lines_of_a_tree_equal_rdiff_backups_listing(tmp_path):
-    from ansible_collections.omero.backup.plugins.module_utils.rdiff import Rdiff, listing_lines
+    from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Rdiff, listing_lines
     src = os.path.join(os.fsencode(str(tmp_path)), b'src')
     os.makedirs(os.path.join(src, b'odd \xe9\ndir'))
     for name in ODD_NAMES:

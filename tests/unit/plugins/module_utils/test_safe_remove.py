@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import safe_remove
-from ansible_collections.omero.backup.plugins.module_utils.safe_remove import open_dir_nofollow, remove_tree_at
+from ansible_collections.omero.backup.plugins.module_utils.base import dirfs
+from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import open_dir_nofollow, remove_tree_at
 
 
 def _remove(parent, name):
@@ -67,7 +67,7 @@ def test_directory_swapped_for_a_symlink_is_not_followed(tmp_path, monkeypatch):
     tree = tmp_path / 'tree'
     (tree / 'victim').mkdir(parents=True)
     (tree / 'victim' / 'file').write_bytes(b'x')
-    real_open = safe_remove._open_checked
+    real_open = dirfs._open_checked
 
     def swap_then_open(parent_fd, name, seen):
         if name == 'victim':
@@ -75,7 +75,7 @@ def test_directory_swapped_for_a_symlink_is_not_followed(tmp_path, monkeypatch):
             os.symlink(str(outside), str(tree / 'victim'))
         return real_open(parent_fd, name, seen)
 
-    monkeypatch.setattr(safe_remove, '_open_checked', swap_then_open)
+    monkeypatch.setattr(dirfs, '_open_checked', swap_then_open)
     report = _remove(str(tmp_path), 'tree')
     assert not report.complete
     assert [path for path, why in report.errors if 'not followed' in why] == ['tree/victim']
@@ -88,7 +88,7 @@ def test_directory_swapped_for_another_directory_is_refused(tmp_path, monkeypatc
     other = tmp_path / 'other'
     other.mkdir()
     (other / 'precious').write_bytes(b'keep me')
-    real_open = safe_remove._open_checked
+    real_open = dirfs._open_checked
 
     def swap_then_open(parent_fd, name, seen):
         if name == 'victim':
@@ -96,7 +96,7 @@ def test_directory_swapped_for_another_directory_is_refused(tmp_path, monkeypatc
             os.rename(str(other), str(tree / 'victim'))
         return real_open(parent_fd, name, seen)
 
-    monkeypatch.setattr(safe_remove, '_open_checked', swap_then_open)
+    monkeypatch.setattr(dirfs, '_open_checked', swap_then_open)
     report = _remove(str(tmp_path), 'tree')
     assert not report.complete and (tree / 'victim' / 'precious').read_bytes() == b'keep me'
 

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils import status
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 
 
 def params(tmp_path, **overrides):

@@ -24,7 +24,7 @@ import re
 import struct
 import traceback
 
-from ansible_collections.omero.backup.plugins.module_utils.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 PSYCOPG2_IMPORT_ERROR = None
 try:

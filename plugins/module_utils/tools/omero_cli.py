@@ -14,7 +14,7 @@ __metaclass__ = type
 import os
 import pwd
 
-from ansible_collections.omero.backup.plugins.module_utils.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 DEFAULT_OMERODIR = '/opt/omero/server/OMERO.server'
 DEFAULT_USER = 'omero-server'

@@ -13,8 +13,8 @@ __metaclass__ = type
 import json
 import os
 
-from ansible_collections.omero.backup.plugins.module_utils.atomic import atomic_write
-from ansible_collections.omero.backup.plugins.module_utils.common import sha256_file
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file
 
 MANIFEST_SUFFIX = '.manifest.json'
 FORMAT_VERSION = 1

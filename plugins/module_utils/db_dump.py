@@ -22,15 +22,15 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.atomic import (TEMP_PREFIX, apply_owner, ensure_private_dir, fsync_dir,
-                                                                          publish, temp_sibling)
-from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroBackupError, file_timestamp, free_bytes, iso_time,
-                                                                          parse_duration, sha256_file, utc_now)
-from ansible_collections.omero.backup.plugins.module_utils.locking import AlreadyRunning, ExclusiveLock
-from ansible_collections.omero.backup.plugins.module_utils.manifest import (ManifestError, manifest_path_for, read_manifest,
-                                                                            write_manifest)
-from ansible_collections.omero.backup.plugins.module_utils.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.base.atomic import TEMP_PREFIX, apply_owner, ensure_private_dir, fsync_dir, publish, temp_sibling
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import file_timestamp, iso_time, sha256_file, utc_now
+from ansible_collections.omero.backup.plugins.module_utils.base.space import free_bytes
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock
+from ansible_collections.omero.backup.plugins.module_utils.base.manifest import ManifestError, manifest_path_for, read_manifest, write_manifest
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 SUFFIXES = {'custom': '.pg_dump', 'directory': '.pg_dump.d'}
 ROLES_SUFFIX = '.roles.sql'

@@ -13,7 +13,7 @@ rule of names.py (shared with the Dir-NNN and rolled-log rules).
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.omero.backup.plugins.module_utils import names
+from ansible_collections.omero.backup.plugins.module_utils.base import names
 
 # The largest id whose plain name entry_ids() takes without a per-name check: 18 digits stay below bigint's limit.
 _FAST_DIGITS = 18

@@ -45,15 +45,14 @@ import secrets
 import shutil
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils import postgres
-from ansible_collections.omero.backup.plugins.module_utils.common import (OmeroBackupError, free_bytes, iso_time, sha256_file,
-                                                                          utc_now)
-from ansible_collections.omero.backup.plugins.module_utils.dbdump import (DATABASE_ERRORS, artefact_size, list_dumps, scrub, tool_path,
-                                                                          tree_digest, tree_files)
-from ansible_collections.omero.backup.plugins.module_utils.locking import (AlreadyRunning, ExclusiveLock, keyed_lock_path,
-                                                                           lock_file_hint)
-from ansible_collections.omero.backup.plugins.module_utils.manifest import (MANIFEST_SUFFIX, ManifestError, manifest_path_for,
-                                                                            read_manifest, verify_manifest_files)
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.space import free_bytes
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import iso_time, sha256_file, utc_now
+from ansible_collections.omero.backup.plugins.module_utils.db_dump import DATABASE_ERRORS, artefact_size, list_dumps, scrub, tool_path, tree_digest, tree_files
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, keyed_lock_path, lock_file_hint
+from ansible_collections.omero.backup.plugins.module_utils.base.manifest import (MANIFEST_SUFFIX, ManifestError, manifest_path_for, read_manifest,
+                                                                                 verify_manifest_files)
 
 COMMENT_RESTORED = 'omero.backup restored sha256=%s from %s at %s'
 COMMENT_IN_PROGRESS = 'omero.backup restore NOT COMPLETE: started %s from %s (sha256=%s)'

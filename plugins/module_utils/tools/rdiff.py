@@ -18,9 +18,10 @@ import re
 import shlex
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils.common import OmeroBackupError, parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.locking import keyed_lock_path
-from ansible_collections.omero.backup.plugins.module_utils.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import keyed_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 RDIFF_BACKUP = 'rdiff-backup'
 
@@ -319,10 +320,10 @@ def glob_escape(path):
 
 
 def interval_seconds(text, what='interval'):
-    """Seconds in an interval such as ``8W``, ``1D12h`` or ``90m``: the collection's one grammar (common.parse_duration),
+    """Seconds in an interval such as ``8W``, ``1D12h`` or ``90m``: the collection's one grammar (durations.parse_duration),
     whose units are rdiff-backup's (m minutes, M months of 30 days, Y years of 365 days).
 
-    A value handed on to rdiff-backup goes as common.rdiff_backup_interval(seconds), never as the text given.
+    A value handed on to rdiff-backup goes as durations.rdiff_backup_interval(seconds), never as the text given.
     """
     try:
         return parse_duration(text, what)
