@@ -57,6 +57,14 @@ notes:
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(dest), on the backup host.
 options:
+  engine:
+    description:
+      - The tool that keeps the repository. V(rdiff-backup) is the only one today.
+      - This is the seam where other engines plug in (restic, issue 14); the roles only pass the name on
+        (C(omero_backup_datadir_engine)).
+    type: str
+    choices: [rdiff-backup]
+    default: rdiff-backup
   src:
     description:
       - The OMERO data directory (C(omero_server_datadir)).
@@ -284,24 +292,13 @@ warnings_list:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.datadir import DEFAULT_EXCLUDES, backup_datadir, run_datadir_module, ssh_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir
+from ansible_collections.omero.backup.plugins.module_utils.datadir.common import backup_argument_spec, run_datadir_module
 
 
 def main():
-    argument_spec = ssh_argument_spec()
-    argument_spec.update(
-        src=dict(type='path', default='/OMERO'),
-        dest=dict(type='str', required=True),
-        exclude=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDES)),
-        exclude_fulltext=dict(type='bool', default=False),
-        symlinks_outside=dict(type='str', choices=['warn', 'fail', 'ignore'], default='warn'),
-        verify=dict(type='bool', default=True),
-        keep_increments_for=dict(type='str'),
-        skip_if_newer_than=dict(type='str'),
-        file_statistics=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=backup_argument_spec(), supports_check_mode=True)
     check_params(module, locations=['dest'])
     run_datadir_module(module, backup_datadir)
 

@@ -57,6 +57,14 @@ requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(src), on the backup host.
   - psycopg2 on the managed host when O(db) is set.
 options:
+  engine:
+    description:
+      - The tool that keeps the repository. V(rdiff-backup) is the only one today.
+      - This is the seam where other engines plug in (restic, issue 14); the roles only pass the name on
+        (C(omero_backup_datadir_engine)).
+    type: str
+    choices: [rdiff-backup]
+    default: rdiff-backup
   src:
     description:
       - The rdiff-backup repository, a local absolute path or C([user@]host::/absolute/path) over ssh.
@@ -243,26 +251,13 @@ warnings_list:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.datadir import restore_datadir, run_datadir_module, ssh_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.datadir.restore import restore_datadir
+from ansible_collections.omero.backup.plugins.module_utils.datadir.common import restore_argument_spec, run_datadir_module
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(ssh_argument_spec())
-    argument_spec.update(
-        src=dict(type='str', required=True),
-        dest=dict(type='path', default='/OMERO'),
-        at=dict(type='str', default='now'),
-        state=dict(type='str', choices=['present', 'replaced'], default='present'),
-        keep_replaced=dict(type='bool', default=True),
-        verify=dict(type='bool', default=False),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        db=dict(type='str'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=restore_argument_spec(), supports_check_mode=True)
     check_params(module, locations=['src'])
     run_datadir_module(module, restore_datadir)
 

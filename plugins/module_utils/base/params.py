@@ -135,3 +135,17 @@ def check_params(module, locations=(), relative_to=None, jobs=()):
     found = problems(module.argument_spec, module.params, locations=locations, relative_to=relative_to, jobs=jobs)
     if found:
         module.fail_json(msg='; '.join(found), changed=False)
+
+
+def given(spec, params):
+    """Every option of ``spec`` from ``params``: the value given, else the spec's default, the only place a
+    default is written (a step's options object reads params through this once, with or without Ansible)."""
+    values = {}
+    for name, option in spec.items():
+        value = (params or {}).get(name)
+        if value is None:
+            value = option.get('default')
+            if isinstance(value, list):
+                value = list(value)
+        values[name] = value
+    return values

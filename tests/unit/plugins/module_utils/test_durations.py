@@ -219,7 +219,7 @@ def test_rdiff_backup_is_given_the_duration_in_seconds(tmp_path, given, seconds)
     (whose own units have no lower-case w or d, and where a bare number is a time, not a length) cannot read it
     differently."""
     from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
-    from ansible_collections.omero.backup.plugins.module_utils.datadir import backup_datadir
+    from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir
     src = tmp_path / 'OMERO'
     (src / 'Files').mkdir(parents=True)
     (src / 'Files' / '7').write_bytes(b'attachment')

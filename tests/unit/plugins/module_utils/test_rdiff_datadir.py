@@ -18,10 +18,13 @@ import time
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import datadir
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
-from ansible_collections.omero.backup.plugins.module_utils.datadir import (
-    DatadirError, backup_datadir, exclude_globs, restore_datadir, scan_symlinks, tree_fingerprint)
+# The restore step: its module holds the names the tests look at and patch (_staging_inside, _relpaths).
+from ansible_collections.omero.backup.plugins.module_utils.datadir import leftovers, restore as datadir
+from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir, scan_symlinks
+from ansible_collections.omero.backup.plugins.module_utils.datadir.common import DatadirError
+from ansible_collections.omero.backup.plugins.module_utils.datadir.restore import restore_datadir, tree_fingerprint
+from ansible_collections.omero.backup.plugins.module_utils.engines.rdiff_backup import exclude_globs
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Location, lock_path
 
@@ -461,7 +464,7 @@ def test_leftovers_belong_to_one_data_dir_only(tmp_path):
         os.makedirs(os.path.join(parent, name, 'Files'))
     inside = os.path.join(one, datadir.STAGING_PREFIX + 'zz')
     os.makedirs(inside)
-    ours, unknown = datadir.find_leftovers(one)
+    ours, unknown = leftovers.find_leftovers(one)
     assert ours == [(one, datadir.STAGING_PREFIX + 'zz'), (parent, mine)]
     assert unknown == [os.path.join(parent, old_style)]
     result = {'warnings': [], 'changed': False}
