@@ -35,6 +35,7 @@ DURATION_OPTIONS = (
     ('db_dump', 'max_age'),
     ('db_dump', 'skip_if_newer_than'),
     ('logs', 'older_than'),
+    ('run_lock', 'lease'),
 )
 
 

@@ -181,6 +181,7 @@ def _args_reaching(name, option_name, value, tmp_path):
         'datadir_backup': dict(src=str(src), dest=str(tmp_path / 'repo'), _ansible_check_mode=True),
         'db_dump': dict(dest=str(tmp_path / 'dumps'), _ansible_check_mode=True),
         'logs': dict(path=str(src), _ansible_check_mode=True),
+        'run_lock': dict(run_id='r', lock_dir=str(tmp_path / 'locks'), _ansible_check_mode=True),
     }[name]
     return dict(base, **{option_name: value})
 
