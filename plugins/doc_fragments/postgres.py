@@ -13,7 +13,8 @@ options:
   login_host:
     description:
       - Host name or IP address of the PostgreSQL server.
-      - When neither this nor O(login_unix_socket) is set, libpq's default local socket is used.
+      - Takes precedence over O(login_unix_socket), which is used only when this is empty.
+      - When neither is set, libpq's default local socket is used.
     type: str
     aliases: [host]
   port:
@@ -36,7 +37,7 @@ options:
     type: str
   login_unix_socket:
     description:
-      - Directory holding the server's Unix-domain socket. Takes precedence over O(login_host).
+      - Directory holding the server's Unix-domain socket; used when O(login_host) is empty.
     type: path
   connect_timeout:
     description:

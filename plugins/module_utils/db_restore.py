@@ -95,7 +95,7 @@ class DbRestoreError(OmeroBackupError):
 
 def database_lock_path(params, db, lock_dir=None):
     """The lock serialising restores into one database: keyed by host (or socket directory), port and name."""
-    host = params.get('login_unix_socket') or params.get('login_host') or ''
+    host = postgres.server_host(params) or ''
     if host.startswith('/'):
         host = os.path.realpath(host)
     return keyed_lock_path('database', '%s:%s/%s' % (host.lower(), params.get('port') or 5432, db), lock_dir)

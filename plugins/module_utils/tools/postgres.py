@@ -52,10 +52,13 @@ def postgres_argument_spec():
     )
 
 
-def _socket_or_host(params):
-    # A socket directory wins over a host name, as with libpq's own precedence
-    # when PGHOST names a directory.
-    return params.get('login_unix_socket') or params.get('login_host')
+def server_host(params):
+    """Where to connect: login_host when set, else the socket directory login_unix_socket, else None (libpq's default).
+
+    The one precedence rule: callers (the roles included) pass both options as they are configured, and
+    nothing else decides between them.
+    """
+    return params.get('login_host') or params.get('login_unix_socket') or None
 
 
 def libpq_env(params, dbname=None):
@@ -68,7 +71,7 @@ def libpq_env(params, dbname=None):
         'LC_MESSAGES': 'C',
         'PGAPPNAME': 'omero.backup',
     }
-    host = _socket_or_host(params)
+    host = server_host(params)
     if host:
         env['PGHOST'] = host
     if params.get('login_password'):
@@ -80,7 +83,7 @@ def libpq_env(params, dbname=None):
 
 def describe_target(params, dbname=None):
     """Where we connect, for messages (no secret)."""
-    where = _socket_or_host(params) or 'local socket'
+    where = server_host(params) or 'local socket'
     text = '%s@%s:%s' % (params.get('login_user') or 'postgres', where, params.get('port') or 5432)
     if dbname:
         text += '/' + dbname
@@ -93,7 +96,7 @@ def connect(params, dbname, autocommit=True):
     kwargs = dict(dbname=dbname, user=params.get('login_user') or 'postgres',
                   port=params.get('port') or 5432, connect_timeout=params.get('connect_timeout') or 10,
                   application_name='omero.backup')
-    host = _socket_or_host(params)
+    host = server_host(params)
     if host:
         kwargs['host'] = host
     if params.get('login_password'):
@@ -214,7 +217,7 @@ def tablespace_path(conn, params, dbname=None):
     if row is None:
         return None, None
     oid, name = row
-    host = _socket_or_host(params) or ''
+    host = server_host(params) or ''
     if host and not host.startswith('/') and host.lower() not in ('localhost', '127.0.0.1', '::1'):
         return name, None
     try:

@@ -32,9 +32,18 @@ def test_libpq_env_carries_the_password_and_target():
     assert env['PGCONNECT_TIMEOUT'] == '7'
 
 
-def test_socket_directory_wins_over_host():
+def test_host_wins_over_socket_directory():
+    # One rule for every caller (issue 13): the roles pass both options as configured; a host that is set wins,
+    # the socket directory is used when the host is empty.
     env = postgres.libpq_env(_params(login_unix_socket='/run/pg'))
-    assert env['PGHOST'] == '/run/pg'
+    assert env['PGHOST'] == 'db.example.org'
+    assert postgres.server_host(_params(login_unix_socket='/run/pg')) == 'db.example.org'
+
+
+def test_socket_directory_when_host_is_empty():
+    for host in ('', None):
+        assert postgres.libpq_env(_params(login_host=host, login_unix_socket='/run/pg'))['PGHOST'] == '/run/pg'
+    assert 'PGHOST' not in postgres.libpq_env(_params(login_host='', login_unix_socket=None))
 
 
 def test_no_password_means_no_pgpassword():
