@@ -14,8 +14,8 @@ description:
   - Sets C(OMERO_LOGS) in the grid application descriptors of an OMERO.server, so that its servers write their logs
     to O(path).
   - Edits C(etc/templates/grid/default.xml), because C(omero admin start) regenerates the files in C(etc/grid/) from
-    the templates and would undo a change made only there, and C(etc/grid/default.xml), the file the seed procedure
-    names; also C(windefault.xml) in both places when present.
+    the templates and would undo a change made only there, and C(etc/grid/default.xml), the file the official OMERO
+    backup procedure names; also C(windefault.xml) in both places when present.
   - Only the characters of the C(OMERO_LOGS) value change; the rest of each file stays byte for byte as it was. Each
     file is parsed first, and when any of them is not well-formed XML or does not hold exactly one C(OMERO_LOGS)
     variable the module fails with the file and the parser's message and changes nothing.

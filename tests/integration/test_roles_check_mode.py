@@ -113,7 +113,7 @@ def site(tmp_path_factory):
 def test_backup_in_check_mode_reports_every_part_and_makes_nothing(site):
     description, plays = site
     root = description['root']
-    # A site never backed up: the seed's backup directory is not there yet.
+    # A site never backed up: the backup directory of the official OMERO backup procedure is not there yet.
     shutil.rmtree(os.path.join(description['datadir'], 'backup'))
     before = dict(site_state(description), database=database_state(description))
 
