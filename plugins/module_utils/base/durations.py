@@ -29,6 +29,7 @@ DURATION_HELP = ('a number of seconds, or numbers with units s, m (minutes), h, 
 # Every duration option of every module, as (module, option): each is read by parse_duration and nothing else
 # (tests/unit/plugins/module_utils/test_durations.py holds every module's argument spec to this list).
 DURATION_OPTIONS = (
+    ('backup_set', 'keep_younger_than'),
     ('cleanse', 'min_age'),
     ('datadir_backup', 'keep_increments_for'),
     ('datadir_backup', 'skip_if_newer_than'),

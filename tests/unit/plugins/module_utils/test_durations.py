@@ -177,6 +177,7 @@ def _args_reaching(name, option_name, value, tmp_path):
     src = tmp_path / 'src'
     src.mkdir(exist_ok=True)
     base = {
+        'backup_set': dict(state='pruned', store_path=str(tmp_path / 'store'), keep=1, _ansible_check_mode=True),
         'cleanse': dict(datadir=str(src), _ansible_check_mode=True),
         'datadir_backup': dict(src=str(src), dest=str(tmp_path / 'repo'), _ansible_check_mode=True),
         'db_dump': dict(dest=str(tmp_path / 'dumps'), _ansible_check_mode=True),
