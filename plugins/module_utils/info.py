@@ -40,6 +40,19 @@ def datadir_facts(datadir, db_uuid=None, with_sizes=True):
 def gather(params, runner):
     """Facts for omero.backup.info. Database problems are reported, not raised:
     a host without a reachable database still has a data dir worth describing."""
+    result = {}
+    if params.get('database', True):
+        result.update(database_facts(params, runner))
+    db_uuid = result['omero']['db_uuid'] if params.get('database', True) else None
+    result['datadir'] = datadir_facts(params['datadir'], db_uuid, params['datadir_sizes'])
+    if params.get('backup_dest'):
+        result['backup_dest'] = {'path': params['backup_dest'], 'exists': os.path.isdir(params['backup_dest']),
+                                 'free_bytes': free_bytes(params['backup_dest'])}
+    return result
+
+
+def database_facts(params, runner):
+    """PostgreSQL and OMERO facts; a database that cannot be reached is described in postgres.error."""
     result = {'postgres': {'server_version': None, 'client_version': None, 'reachable': False, 'error': None},
               'omero': {'schema_version': None, 'schema_patch': None, 'db_uuid': None}}
     try:
@@ -57,8 +70,4 @@ def gather(params, runner):
             conn.close()
     except postgres.PostgresError as exc:
         result['postgres']['error'] = str(exc)
-    result['datadir'] = datadir_facts(params['datadir'], result['omero']['db_uuid'], params['datadir_sizes'])
-    if params.get('backup_dest'):
-        result['backup_dest'] = {'path': params['backup_dest'], 'exists': os.path.isdir(params['backup_dest']),
-                                 'free_bytes': free_bytes(params['backup_dest'])}
     return result

@@ -35,6 +35,12 @@ options:
       - The OMERO binary repository (C(omero.data.dir), C(omero_server_datadir)).
     type: path
     default: /OMERO
+  database:
+    description:
+      - Query PostgreSQL and its client tools (RV(postgres), RV(omero)).
+      - Set to V(false) on a host that only holds backups (the store), to learn only about directories and free space.
+    type: bool
+    default: true
   datadir_sizes:
     description:
       - Walk the data directory to report the size of each top-level entry.
@@ -58,6 +64,14 @@ EXAMPLES = r'''
   become_user: postgres
   register: omero_info
 
+- name: Measure the free space where the store keeps its repository, without querying PostgreSQL
+  omero.backup.info:
+    database: false
+    datadir: /var/backups/omero
+    datadir_sizes: false
+    backup_dest: /var/backups/omero/datadir/rdiff-backup-data
+  register: omero_store_info
+
 - name: Refuse to back up a data dir that does not belong to the database
   ansible.builtin.assert:
     that: omero_info.datadir.repository_dir_exists
@@ -67,7 +81,7 @@ EXAMPLES = r'''
 RETURN = r'''
 postgres:
   description: PostgreSQL facts.
-  returned: always
+  returned: unless O(database=false)
   type: dict
   contains:
     server_version:
@@ -90,7 +104,7 @@ postgres:
       type: str
 omero:
   description: Facts from the OMERO database.
-  returned: always
+  returned: unless O(database=false)
   type: dict
   contains:
     schema_version:
@@ -117,7 +131,7 @@ datadir:
       type: bool
     repository_dir_exists:
       description:
-        - Whether C(.omero/repository/<db_uuid>) exists; V(null) when the uuid is unknown.
+        - Whether C(.omero/repository/<db_uuid>) exists; V(null) when the uuid is unknown (or O(database=false)).
         - V(false) means the data directory and the database do not belong together.
       type: bool
     sizes:
@@ -146,6 +160,7 @@ backup_dest:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.info import gather
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
@@ -156,13 +171,17 @@ def main():
     argument_spec.update(
         db=dict(type='str', default='omero'),
         datadir=dict(type='path', default='/OMERO'),
+        database=dict(type='bool', default=True),
         datadir_sizes=dict(type='bool', default=True),
         backup_dest=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_params(module)
-    facts = gather(module.params, module_runner(module))
-    module.exit_json(changed=False, **facts)
+    run_step(module, _info, module.params, module_runner(module))
+
+
+def _info(params, runner):
+    return dict(gather(params, runner), changed=False)
 
 
 if __name__ == '__main__':

@@ -95,3 +95,20 @@ def test_bad_options_fail_clearly(sandbox, bad, message):
     result = run_module('info', info_args(sandbox, **bad))
     assert result['failed'] is True
     assert message in result['msg']
+
+
+def test_database_false_measures_directories_only_without_postgres(tmp_path):
+    # What the backup role asks of the store host: free space where the repository goes and whether it exists,
+    # without a PostgreSQL server or client there (a socket that does not exist is never tried).
+    store = tmp_path / 'store'
+    args = dict(database=False, datadir=str(store), datadir_sizes=False, login_unix_socket=str(tmp_path / 'no-server'),
+                backup_dest=str(store / 'datadir' / 'rdiff-backup-data'))
+    absent = run_module('info', args)
+    assert not absent['failed'], absent.get('msg')
+    assert 'postgres' not in absent and 'omero' not in absent
+    assert absent['datadir']['exists'] is False and absent['backup_dest']['exists'] is False
+    assert 0 < absent['backup_dest']['free_bytes'] <= shutil.disk_usage(str(tmp_path)).total
+    (store / 'datadir' / 'rdiff-backup-data').mkdir(parents=True)
+    present = run_module('info', args, check=True)
+    assert present['datadir']['exists'] is True and present['backup_dest']['exists'] is True
+    assert present['changed'] is False
