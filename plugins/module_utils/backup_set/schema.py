@@ -23,6 +23,7 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import calendar
+import datetime
 import json
 import re
 import time
@@ -188,6 +189,20 @@ def validate_component(name, facts):
     return problems + _field_problems(name, facts, SCHEMA[name], False)
 
 
+def _epoch_of(text):
+    """Seconds since the epoch of an ISO 8601 UTC time (``2026-11-26T08:30:00Z``, or ``+00:00`` as YAML's
+    timestamp type renders it), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + '+00:00' if text.endswith('Z') else text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return calendar.timegm(moment.utctimetuple())
+
+
 def set_time(record):
     """Seconds since the epoch of the set's increment (its age for listing and retention), or None."""
     datadir = record.get('datadir') if isinstance(record, dict) else None
@@ -195,22 +210,18 @@ def set_time(record):
         return None
     if _is_number(datadir.get('increment_epoch')):
         return float(datadir['increment_epoch'])
-    text = datadir.get('increment_time')
-    if isinstance(text, str):
-        try:
-            return float(calendar.timegm(time.strptime(text, '%Y-%m-%dT%H:%M:%SZ')))
-        except ValueError:
-            return None
-    return None
+    epoch = _epoch_of(datadir.get('increment_time'))
+    return float(epoch) if epoch is not None else None
 
 
 def set_id_for(datadir, now):
-    """A set is named after the increment that holds it (so a re-run that redid nothing names the same set);
-    before there is one (a check run on a new store), after the time now."""
+    """A set is named after the increment that holds it (so a re-run that redid nothing names the same set), as its
+    UTC time without colons; before there is one (a check run on a new store), after the time now."""
     stamp = datadir.get('increment_time') if isinstance(datadir, dict) else None
-    if not isinstance(stamp, str) or not stamp:
-        stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))
-    return re.sub(r'[^0-9A-Za-z_.-]', '', stamp)
+    epoch = _epoch_of(stamp)
+    if epoch is None and isinstance(stamp, str) and stamp:
+        return re.sub(r'[^0-9A-Za-z_.-]', '', stamp)
+    return time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime(now if epoch is None else epoch))
 
 
 def assemble(options, now):

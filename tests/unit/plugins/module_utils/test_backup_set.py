@@ -474,3 +474,12 @@ def test_retention_reads_durations_in_the_one_grammar(store):
     # 1m is one minute (1M would be thirty days, and keep both).
     assert sorted(prune(store, check=True, keep=1, keep_younger_than='1m')['pruned']) == []
     assert prune(store, check=True, keep=1, keep_younger_than='45')['pruned'] == ['a']
+
+
+def test_an_increment_time_with_an_offset_names_the_same_set():
+    """ansible-core 2.19 turns a quoted YAML timestamp under !unsafe into a datetime, rendered +00:00."""
+    assert set_id_for({'increment_time': '2026-11-26T08:30:00+00:00'}, 0) == '2026-11-26T083000Z'
+    assert set_id_for({'increment_time': '2026-11-26T09:30:00+01:00'}, 0) == '2026-11-26T083000Z'
+    assert set_time({'datadir': {'increment_time': '2026-11-26T08:30:00+00:00'}}) == 1795681800.0
+    # Not a time: stripped to the set id characters, as the roles did.
+    assert set_id_for({'increment_time': 'odd:stamp/1'}, 0) == 'oddstamp1'
