@@ -124,6 +124,37 @@ def task_result(playbook_result, task_name=None, host='localhost'):
     return found
 
 
+def module_results(playbook_result, action, host='localhost', **fields):
+    """What a step did, keyed on the module it ran and on its result fields, never on the task's display name.
+
+    Every per-host result of `host` (a looped task gives one per item) from tasks that ran `action`
+    (e.g. 'omero.backup.db_restore'), in the order they ran, whose fields equal `fields`
+    (e.g. changed=True, failed=True).
+    """
+    found = []
+    for play in playbook_result['plays']:
+        for task in play['tasks']:
+            outcome = task['hosts'].get(host)
+            if outcome is None or outcome.get('action') != action:
+                continue
+            items = outcome.get('results') if isinstance(outcome.get('results'), list) else [outcome]
+            for item in items:
+                if all(item.get(key) == value for key, value in fields.items()):
+                    found.append(item)
+    return found
+
+
+def failed_results(playbook_result, host='localhost'):
+    """The failed per-host results of `host`, in order, each with its module in 'action' (ignored failures too)."""
+    found = []
+    for play in playbook_result['plays']:
+        for task in play['tasks']:
+            outcome = task['hosts'].get(host)
+            if outcome and outcome.get('failed'):
+                found.append(outcome)
+    return found
+
+
 def _unsafe_yaml(value):
     """Args as a YAML flow literal whose strings are !unsafe: passwords with '{{' reach the module verbatim."""
     if isinstance(value, dict):

@@ -25,7 +25,7 @@ import pytest
 
 import omero_sandbox
 from omero_sandbox.idpath import id_dir_relpath
-from helpers.ansible import REPO_ROOT, run_playbook
+from helpers.ansible import REPO_ROOT, failed_results, module_results, run_playbook
 from helpers.sandbox import drop_database_and_owner, query, tree_fingerprint
 
 # omero rewrites config.xml's "generated at" comment whenever it reads it (docs/config.md).
@@ -87,16 +87,24 @@ def assert_unchanged(before, after):
     assert not differences, differences
 
 
-def changed_tasks(result, host='localhost'):
-    return [task['task']['name'].split(' : ')[-1] for play_result in result['plays'] for task in play_result['tasks']
-            if task['hosts'].get(host, {}).get('changed')]
+def changed(result, action, **fields):
+    """The changed results of the steps that ran module `action` (tests key on results, not on task names)."""
+    return module_results(result, action, changed=True, **fields)
 
 
-def task_result(result, name, host='localhost'):
-    found = [task['hosts'][host] for play_result in result['plays'] for task in play_result['tasks']
-             if host in task['hosts'] and task['task']['name'].split(' : ')[-1] == name]
-    assert found, 'no result for %r' % name
-    return found[-1]
+def changed_paths(result):
+    return [outcome.get('path') for outcome in changed(result, 'ansible.builtin.file')]
+
+
+def said(result, text):
+    """A changed debug message (check mode saying what a real run would do) that contains `text`."""
+    return any(text in str(outcome.get('msg', '')) for outcome in changed(result, 'ansible.builtin.debug'))
+
+
+def set_record_written(result):
+    # The set record is written by omero.backup.backup_set (issue 13); before it, by a script printing 'written'.
+    return bool(changed(result, 'omero.backup.backup_set')) or any(
+        outcome.get('stdout') == 'written' for outcome in changed(result, 'ansible.builtin.shell'))
 
 
 @pytest.fixture(scope='module')
@@ -121,20 +129,19 @@ def test_backup_in_check_mode_reports_every_part_and_makes_nothing(site):
                           extra_vars={'omero_demo_sandbox': description})
     assert result['rc'] == 0, result['stdout'][-6000:]
     assert_unchanged(before, dict(site_state(description), database=database_state(description)))
-    for absent in ('store', 'status', 'omero-backup.lock', os.path.join('OMERO', 'backup')):
+    for absent in ('store', 'status', 'locks', os.path.join('OMERO', 'backup')):
         assert not os.path.exists(os.path.join(root, absent)), absent
 
-    changed = changed_tasks(result)
-    for would in ('Take the run lock and create the backup directories on the OMERO.server host',
-                  'Reach the store, create its directories and measure it',
-                  'Save the OMERO.server configuration, passwords included',
-                  # Neither the dump directory nor the store exists yet, and the modules would refuse their
-                  # missing parents, which a real run makes at preflight.
-                  'Say a real run dumps into a new directory',
-                  'Say a real run starts a new repository on the store',
-                  'Write the set manifest on the store, last, and point latest.json at it',
-                  'Record the success for people and for Prometheus'):
-        assert would in changed, (would, changed)
+    # The backup directory and the store's sets/ would be made; the config saved.
+    for would in (os.path.join(description['datadir'], 'backup'), os.path.join(root, 'store', 'sets')):
+        assert would in changed_paths(result), (would, changed_paths(result))
+    assert changed(result, 'omero.backup.config_save')
+    # Neither the dump directory nor the store exists yet, and the modules would refuse their missing parents,
+    # which a real run makes at preflight: check mode says what a real run would do instead.
+    assert said(result, 'does not exist yet; a real run creates it and dumps'), result['stdout'][-6000:]
+    assert said(result, 'into a new repository'), result['stdout'][-6000:]
+    assert set_record_written(result), result['stdout'][-6000:]
+    assert changed(result, 'omero.backup.status')
     assert description['postgres']['owner_password'] not in result['stdout']
 
 
@@ -157,15 +164,15 @@ def test_maintenance_in_check_mode_removes_nothing_and_a_drill_is_refused(site):
     result = run_playbook(maintenance, check=True, diff=True, extra_vars={'omero_demo_sandbox': description})
     assert result['rc'] == 0, result['stdout'][-6000:]
     assert_unchanged(before, dict(site_state(description), database=database_state(description)))
-    cleanse = task_result(result, 'Find (and, when applying, remove) files of the binary repository no database row points at')
-    assert cleanse['changed'] and os.path.exists(orphan), cleanse
-    assert any(name.startswith('Compress') or name.startswith('Delete') for name in changed_tasks(result)), changed_tasks(result)
+    cleanse = module_results(result, 'omero.backup.cleanse')
+    assert cleanse and cleanse[-1]['changed'] and os.path.exists(orphan), cleanse
+    assert changed(result, 'omero.backup.logs'), result['stdout'][-6000:]
 
     drill = run_playbook(play(plays / 'drill.yml', role_task('maintenance', 'drill'), '    omero_drill_root: "{{ omero_demo_root }}/drill"\n'),
                          check=True, extra_vars={'omero_demo_sandbox': description})
     assert drill['rc'] != 0
-    refusal = task_result(drill, 'Refuse a drill in check mode')
-    assert refusal['failed'] and 'check mode' in refusal['msg'], refusal
+    refusal = failed_results(drill)
+    assert refusal and refusal[0]['action'] == 'ansible.builtin.assert' and 'check mode would prove nothing' in refusal[0]['msg'], refusal
     assert_unchanged(before, dict(site_state(description), database=database_state(description)))
 
 
@@ -188,11 +195,11 @@ def test_restore_in_check_mode_after_a_disaster_reports_each_step_and_restores_n
     assert_unchanged(before, after)
     assert os.listdir(os.path.join(description['root'], 'staging')) == []
 
-    config = task_result(result, 'Load the saved configuration into the installed OMERO.server (same version)')
+    config = module_results(result, 'omero.backup.config_load')[-1]
     assert config['changed'] and config['diff'], config
     assert postgres['owner_password'] not in str(config['diff'])
-    assert task_result(result, 'Restore the database (the owner role and an empty database are created when missing)')['changed']
-    assert task_result(result, "Restore the binary repository from the set's store increment")['changed']
-    assert task_result(result, 'Verify the database and the binary repository belong together').get('skipped')
+    assert module_results(result, 'omero.backup.db_restore')[-1]['changed']
+    assert module_results(result, 'omero.backup.datadir_restore')[-1]['changed']
+    assert module_results(result, 'omero.backup.verify')[-1].get('skipped')
     assert postgres['owner_password'] not in result['stdout']
     assert postgres['superuser_password'] not in result['stdout']

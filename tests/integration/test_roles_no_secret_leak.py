@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from helpers.ansible import REPO_ROOT, VENV_BIN, ansible_env, run_playbook
+from helpers.ansible import REPO_ROOT, VENV_BIN, ansible_env, module_results, run_playbook
 from helpers.sandbox import drop_database_and_owner, psycopg2_connect
 
 # Processes a password may legitimately live in: a module's python (the password is one of its arguments, which
@@ -292,9 +292,10 @@ def test_a_restore_killed_mid_run_leaves_no_secret_once_the_next_run_has_started
     assert sorted(after - before) == [], sorted(after - before)
     # The killed run's staging, which held passwords, was removed by the next run's preflight.
     assert left and left_with_secrets, 'the killed run left no staging with a password: the test proves nothing'
-    removed = [outcome for play in rerun['plays'] for task in play['tasks']
-               if task['task']['name'].split(' : ')[-1].startswith('Remove staging left by earlier runs')
-               for outcome in [task['hosts']['localhost']]]
-    removed_paths = [result['item'] for outcome in removed for result in outcome.get('results', []) if result.get('changed')]
+    # What the rerun removed in the staging parent, keyed on the file module's results (its own fresh staging,
+    # removed at its end, has another mkdtemp name than any of the killed run's).
+    removed = [outcome for outcome in module_results(rerun, 'ansible.builtin.file', changed=True)
+               if os.path.dirname(str(outcome.get('path', ''))) == staging_parent.rstrip('/')]
+    removed_paths = [outcome['path'] for outcome in removed if os.path.basename(outcome['path']) in left]
     assert sorted(os.path.basename(path) for path in removed_paths) == left, removed
     assert os.listdir(staging_parent) == []

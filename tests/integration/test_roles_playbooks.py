@@ -15,7 +15,7 @@ import os
 import pwd
 import subprocess
 
-from helpers.ansible import REPO_ROOT, run_playbook
+from helpers.ansible import REPO_ROOT, module_results, run_playbook
 from helpers.sandbox import query
 
 NOT_BACKED_UP = ('BioFormatsCache/',)  # excluded by design (regenerable)
@@ -53,16 +53,6 @@ def file_checksums(datadir, relpaths):
     return sums
 
 
-def role_task_result(result, name, host='localhost'):
-    found = None
-    for play in result['plays']:
-        for task in play['tasks']:
-            if host in task['hosts'] and task['task']['name'].split(' : ')[-1] == name:
-                found = task['hosts'][host]
-    assert found is not None, 'no result for %r' % name
-    return found
-
-
 def test_backup_disaster_restore_gives_back_the_originals(sandbox_factory, tmp_path):
     description = sandbox_factory(objects=30, orphans=2, seed=21)
     relpaths = [p for p in description['checksums'] if not p.startswith(NOT_BACKED_UP) and not p.endswith('/.lock')]
@@ -73,7 +63,7 @@ def test_backup_disaster_restore_gives_back_the_originals(sandbox_factory, tmp_p
     result = run_playbook(os.path.join(REPO_ROOT, 'playbooks', 'demo.yml'), extra_vars={'omero_demo_sandbox': description})
     assert result['rc'] == 0, result['stdout'][-6000:]
 
-    verdict = role_task_result(result, 'Check omero.db.uuid, the schema version and sampled files')
+    verdict = module_results(result, 'omero.backup.verify')[-1]
     assert verdict['ok'] and verdict['db_uuid'] == description['db_uuid']
     assert config_dump(description) == before['config']
     assert table_checksums(description) == before['tables']
