@@ -293,14 +293,16 @@ warnings_list:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.datadir.common import backup_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir
-from ansible_collections.omero.backup.plugins.module_utils.datadir.common import backup_argument_spec, run_datadir_module
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 
 
 def main():
     module = AnsibleModule(argument_spec=backup_argument_spec(), supports_check_mode=True)
     check_params(module, locations=['dest'])
-    run_datadir_module(module, backup_datadir)
+    run_step(module, backup_datadir, module.params, module_runner(module), check_mode=module.check_mode, keep_warnings=True)
 
 
 if __name__ == '__main__':

@@ -15,24 +15,18 @@ import contextlib
 import errno
 import os
 
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
-from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATADIR, DEFAULT_EXCLUDES, EngineError, engine_for
-from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 
 # The engines the data dir modules offer (issue 14 adds restic here and in engines.base.engine_for).
 ENGINES = ['rdiff-backup']
 
 
-class DatadirError(OmeroBackupError):
+class DatadirError(OperationFailed):
     """Raised with a message for the operator and the partial result gathered so far."""
-
-    def __init__(self, message, result=None):
-        super(DatadirError, self).__init__(message)
-        self.result = result or {}
 
 
 def ssh_argument_spec():
@@ -190,23 +184,3 @@ def engine_errors(result):
         result.update(exc.details)
         raise DatadirError(str(exc), result)
 
-
-def run_datadir_module(module, operation):
-    """The data dir modules' one way out: ``operation(params, runner, check_mode)`` gives the result; its
-    warnings become task warnings and ``warnings_list``; a DatadirError fails with what the run had found."""
-    try:
-        result = operation(module.params, module_runner(module), check_mode=module.check_mode)
-    except DatadirError as exc:
-        partial = exc.result
-        warnings = partial.pop('warnings', [])
-        partial.pop('msg', None)
-        partial.pop('diff', None)
-        changed = partial.pop('changed', False)
-        module.fail_json(msg=str(exc), changed=changed, warnings_list=warnings, **partial)
-    except OmeroBackupError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    warnings = result.pop('warnings', [])
-    for warning in warnings:
-        module.warn(warning)
-    result['warnings_list'] = warnings
-    exit_with_result(module, result)

@@ -19,7 +19,7 @@ __metaclass__ = type
 import abc
 import time
 
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed
 
 # What any data dir engine leaves out of a backup. BioFormatsCache is regenerated on demand; .lock files under
 # .omero are stale after a crash.
@@ -35,12 +35,12 @@ DATADIR = 'datadir'
 DATABASE = 'database'
 
 
-class EngineError(OmeroBackupError):
+class EngineError(OperationFailed):
     """An engine's refusal or failure, explained for the operator; ``details`` are the facts found so far
     (result fields such as ``verified`` or ``corrupted_files``) that the step adds to its partial result."""
 
-    def __init__(self, message, details=None):
-        super(EngineError, self).__init__(message)
+    def __init__(self, message, details=None, result=None):
+        super(EngineError, self).__init__(message, result)
         self.details = details or {}
 
 
