@@ -84,6 +84,15 @@ notes:
   - The lock serialises runs on this host only, and only runs that use the same O(lock_dir) and name the server the same
     way (socket directory or host name, and port).
 options:
+  engine:
+    description:
+      - The tool that backs up and restores the database. V(pg_dump) (a dump restored by C(pg_restore)) is the only
+        one today.
+      - This is the seam where other engines plug in (pgBackRest with point-in-time restore, issue 15); the roles only
+        pass the name on (C(omero_backup_db_engine)).
+    type: str
+    choices: [pg_dump]
+    default: pg_dump
   src:
     description:
       - The dump (file or C(.pg_dump.d) directory), its C(.manifest.json), or a directory of dumps, where the newest
@@ -368,50 +377,18 @@ row_counts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
-from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
-from ansible_collections.omero.backup.plugins.module_utils.db_restore import DbRestoreError, restore
-from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import PostgresError, postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.db_restore import restore, restore_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import PostgresError
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
-        src=dict(type='path'),
-        db=dict(type='str', default='omero'),
-        owner=dict(type='str', default='omero'),
-        owner_password=dict(type='str', no_log=True),
-        owner_from_roles_file=dict(type='bool', default=False),
-        state=dict(type='str', choices=['present', 'replaced', 'absent'], default='present'),
-        keep_replaced=dict(type='bool', default=False),
-        expected_sha256=dict(type='str'),
-        jobs=dict(type='int', default=1),
-        analyze=dict(type='bool', default=True),
-        lock_dir=dict(type='path'),
-        verify=dict(type='bool', default=True),
-        expected_schema=dict(type='str'),
-        force=dict(type='bool', default=False),
-        pg_bindir=dict(type='path'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = AnsibleModule(argument_spec=restore_argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ['src']), ('state', 'replaced', ['src'])])
     check_params(module, jobs=['jobs'])
-    try:
-        result = restore(module.params, module_runner(module), check_mode=module.check_mode)
-    except DbRestoreError as exc:
-        done = exc.result or {}
-        for warning in done.pop('warnings', []):
-            module.warn(warning)
-        module.fail_json(msg=str(exc), **done)
-    except (OmeroBackupError, PostgresError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    diff = result.pop('diff', None)
-    if module._diff and diff:
-        result['diff'] = diff
-    module.exit_json(**result)
+    run_step(module, restore, module.params, module_runner(module), check_mode=module.check_mode, errors=(PostgresError,))
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
 from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_sql  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner  # noqa: E402
 
 
@@ -170,7 +171,7 @@ def test_directory_round_trip_refuses_non_empty_target_and_replaces_on_request(s
     assert restored['changed'] and restored['created'] == {'role': False, 'database': True}
     assert restored['format'] == 'directory'
     assert restored['analyzed'] is False and 'analyze_duration' not in restored
-    assert database_comment(sandbox, 'restored_dir').endswith(db_restore.COMMENT_ANALYZE_PENDING)
+    assert database_comment(sandbox, 'restored_dir').endswith(pg_dump_sql.COMMENT_ANALYZE_PENDING)
     assert analyze_state(sandbox, 'restored_dir')[0] == analyze_state(sandbox, 'restored_dir')[1]
     assert_identical(sandbox, 'omero', sandbox, 'restored_dir')
 
@@ -258,7 +259,7 @@ def test_analyze_left_pending_runs_alone_on_the_next_run_and_a_missing_vacuumdb_
     pending = run_module('db_restore', dict(args, pg_bindir=str(bindir), analyze=False))
     assert not pending['failed'], pending.get('msg')
     assert pending['analyzed'] is False and 'analyze_duration' not in pending
-    assert database_comment(sandbox, 'restored_analyze').endswith(db_restore.COMMENT_ANALYZE_PENDING)
+    assert database_comment(sandbox, 'restored_analyze').endswith(pg_dump_sql.COMMENT_ANALYZE_PENDING)
     never, tables, with_stats = analyze_state(sandbox, 'restored_analyze')
     assert never == tables >= 8 and with_stats == 0
 
@@ -275,7 +276,7 @@ def test_analyze_left_pending_runs_alone_on_the_next_run_and_a_missing_vacuumdb_
     assert analyze_state(sandbox, 'restored_analyze') == (0, tables, tables)
     pixels = query(sandbox, "SELECT reltuples::bigint FROM pg_class WHERE oid = 'public.pixels'::regclass", dbname='restored_analyze')
     assert pixels[0][0] == sandbox['counts']['db_rows']['pixels']
-    assert not database_comment(sandbox, 'restored_analyze').endswith(db_restore.COMMENT_ANALYZE_PENDING)
+    assert not database_comment(sandbox, 'restored_analyze').endswith(pg_dump_sql.COMMENT_ANALYZE_PENDING)
     assert_identical(sandbox, 'omero', sandbox, 'restored_analyze')
 
     again = run_module('db_restore', args)

@@ -245,3 +245,23 @@ def role_exists(conn, role):
 
 def quote_ident(conn, name):
     return psycopg2.extensions.quote_ident(name, conn)
+
+
+# psycopg2 errors past connect() (a role without rights, a dropped table): reported, not a traceback.
+DATABASE_ERRORS = (psycopg2.Error,) if HAS_PSYCOPG2 else ()
+
+
+def tool_path(params, name):
+    """A PostgreSQL client tool, from O(pg_bindir) when given (several major versions installed)."""
+    bindir = params.get('pg_bindir')
+    return os.path.join(bindir, name) if bindir else name
+
+
+def scrub(text, params):
+    """Tool output as it may be shown: without the password, trimmed to what explains the failure."""
+    text = (text or '').strip()
+    for key in ('login_password', 'owner_password'):
+        secret = params.get(key)
+        if secret:
+            text = text.replace(secret, '********')
+    return tail(text)

@@ -14,7 +14,9 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore
+from ansible_collections.omero.backup.plugins.module_utils import db_restore
+from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_files, pg_dump_sql, pg_restore
+from ansible_collections.omero.backup.plugins.module_utils import dumps
 from ansible_collections.omero.backup.plugins.module_utils.base import locking
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file, subprocess_runner
@@ -26,7 +28,7 @@ SECRET = 'restore-Pa55-word'
 
 
 def _dump(dest, stamp, complete=True, content=b'PGDMP fake archive'):
-    path = os.path.join(str(dest), db_dump.dump_name('omero', stamp, 'custom'))
+    path = os.path.join(str(dest), dumps.dump_name('omero', stamp, 'custom'))
     with open(path, 'wb') as handle:
         handle.write(content)
     record = {'sha256': sha256_file(path), 'database_owner': 'omero', 'omero': {'schema_version': 'OMERO5.4'},
@@ -38,24 +40,24 @@ def _dump(dest, stamp, complete=True, content=b'PGDMP fake archive'):
 def test_directory_source_takes_the_newest_complete_dump(tmp_path):
     older = _dump(tmp_path, '2026-11-20T000000Z')
     _dump(tmp_path, '2026-11-25T000000Z', complete=False)
-    path, fmt, manifest = db_restore.resolve_source(str(tmp_path), 'omero')
+    path, fmt, manifest = pg_dump_files.resolve_source(str(tmp_path), 'omero')
     assert (path, fmt, manifest) == (older, 'custom', older + '.manifest.json')
 
 
 def test_manifest_source_names_its_dump(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z')
-    assert db_restore.resolve_source(dump + '.manifest.json')[0] == dump
+    assert pg_dump_files.resolve_source(dump + '.manifest.json')[0] == dump
 
 
 def test_directory_without_complete_dump_is_refused(tmp_path):
     _dump(tmp_path, '2026-11-25T000000Z', complete=False)
     with pytest.raises(DbRestoreError, match='no complete dump in .*found 1 dump'):
-        db_restore.resolve_source(str(tmp_path), 'omero')
+        pg_dump_files.resolve_source(str(tmp_path), 'omero')
 
 
 def test_verified_dump_returns_its_recorded_sha256(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z')
-    record, digest = db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+    record, digest = pg_dump_files.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
     assert digest == sha256_file(dump) and record['complete'] is True
 
 
@@ -65,23 +67,23 @@ def test_damaged_dump_is_refused(tmp_path):
         handle.seek(3)
         handle.write(b'X')
     with pytest.raises(DbRestoreError, match='does not match its manifest.*sha256'):
-        db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+        pg_dump_files.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
 
 
 def test_incomplete_or_missing_manifest_is_refused_unless_verify_false(tmp_path):
     dump = _dump(tmp_path, '2026-11-20T000000Z', complete=False)
     with pytest.raises(DbRestoreError, match='does not say complete'):
-        db_restore.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
+        pg_dump_files.verify_source(dump, 'custom', dump + '.manifest.json', verify=True)
     os.unlink(dump + '.manifest.json')
     with pytest.raises(DbRestoreError, match='has no manifest'):
-        db_restore.verify_source(dump, 'custom', None, verify=True)
-    record, digest = db_restore.verify_source(dump, 'custom', None, verify=False)
+        pg_dump_files.verify_source(dump, 'custom', None, verify=True)
+    record, digest = pg_dump_files.verify_source(dump, 'custom', None, verify=False)
     assert record == {} and digest == sha256_file(dump)
 
 
 def test_scram_verifier_matches_rfc7677_construction():
     salt = b'0123456789abcdef'
-    verifier = db_restore.scram_sha256('pencil', salt=salt)
+    verifier = pg_dump_sql.scram_sha256('pencil', salt=salt)
     method, rest = verifier.split('$', 1)
     iterations_salt, keys = rest.split('$')
     iterations, salt_b64 = iterations_salt.split(':')
@@ -157,13 +159,13 @@ def test_analyze_runs_vacuumdb_with_the_password_only_in_the_environment():
         calls.append((argv, env))
         return 0, '', 'WARNING:  permission denied to analyze "pixels", skipping it\nsome other line\n'
     params = _conn_params(login_host='db.example.org', login_password=SECRET, pg_bindir='/usr/lib/postgresql/15/bin')
-    seconds, warnings = db_restore.analyze(params, runner, 'omero', jobs=3)
+    seconds, warnings = pg_restore.analyze(params, runner, 'omero', jobs=3)
     argv, env = calls[0]
     assert argv == ['/usr/lib/postgresql/15/bin/vacuumdb', '--no-password', '--analyze-only', '--quiet', '--jobs', '3']
     assert SECRET not in ' '.join(argv)
     assert env['PGPASSWORD'] == SECRET and env['PGDATABASE'] == 'omero' and env['PGHOST'] == 'db.example.org'
     assert seconds >= 0 and warnings == ['WARNING:  permission denied to analyze "pixels", skipping it']
-    db_restore.analyze(params, runner, 'omero', jobs=1)
+    pg_restore.analyze(params, runner, 'omero', jobs=1)
     assert '--jobs' not in calls[1][0]
 
 
@@ -171,7 +173,7 @@ def test_analyze_failure_is_explained_without_the_password():
     def runner(argv, env=None, data=None, cwd=None):
         return 1, '', 'vacuumdb: error: connection failed: password %s rejected' % SECRET
     with pytest.raises(OmeroBackupError) as error:
-        db_restore.analyze(_conn_params(login_password=SECRET), runner, 'omero', jobs=1)
+        pg_restore.analyze(_conn_params(login_password=SECRET), runner, 'omero', jobs=1)
     assert 'vacuumdb --analyze-only failed (rc 1)' in str(error.value) and SECRET not in str(error.value)
 
 
@@ -200,10 +202,10 @@ ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION
 def test_roles_file_gives_only_the_named_roles_stored_verifier(tmp_path):
     path = tmp_path / 'omero.roles.sql'
     path.write_text(ROLES_FILE)
-    assert db_restore.roles_file_verifier(str(path), 'omero') == OMERO_SCRAM
-    assert db_restore.roles_file_verifier(str(path), 'Omero "lab"') == 'md50123456789abcdef0123456789abcdef'
-    assert db_restore.roles_file_verifier(str(path), 'nopass') is None
-    assert db_restore.roles_file_verifier(str(path), 'absent') is None
+    assert pg_dump_sql.roles_file_verifier(str(path), 'omero') == OMERO_SCRAM
+    assert pg_dump_sql.roles_file_verifier(str(path), 'Omero "lab"') == 'md50123456789abcdef0123456789abcdef'
+    assert pg_dump_sql.roles_file_verifier(str(path), 'nopass') is None
+    assert pg_dump_sql.roles_file_verifier(str(path), 'absent') is None
 
 
 def test_md5_verifier_of_another_role_name_is_not_used(tmp_path):
@@ -211,8 +213,8 @@ def test_md5_verifier_of_another_role_name_is_not_used(tmp_path):
     record = {'globals_path': 'omero.roles.sql', 'database_owner': 'Omero "lab"'}
     result = {'warnings': []}
     dump = str(tmp_path / 'omero.pg_dump')
-    assert db_restore._owner_verifier_from_roles_file(dump, record, 'Omero "lab"', result).startswith('md5')
-    assert db_restore._owner_verifier_from_roles_file(dump, record, 'omero2', result) is None
+    assert pg_dump_sql.owner_verifier_from_roles_file(dump, record, 'Omero "lab"', result).startswith('md5')
+    assert pg_dump_sql.owner_verifier_from_roles_file(dump, record, 'omero2', result) is None
     assert 'created without a password' in result['warnings'][0]
 
 
@@ -222,7 +224,7 @@ def test_a_failed_analyze_after_the_restore_reports_the_change_and_how_to_retry(
     result = {'changed': True, 'msg': 'restored omero.pg_dump into omero', 'diff': {}, 'warnings': [], 'analyzed': True}
     with pytest.raises(DbRestoreError) as error:
         # The admin connection is only used after a successful ANALYZE (to clear the pending mark).
-        db_restore._run_analyze(_conn_params(), runner, None, 'omero', 1, 'omero.backup restored ...', result)
+        pg_restore.run_analyze(_conn_params(), runner, None, 'omero', 1, 'omero.backup restored ...', result)
     assert 'restored omero.pg_dump into omero, but ANALYZE failed' in str(error.value)
     assert 'Run the task again' in str(error.value)
     # What the module hands to fail_json next to msg.

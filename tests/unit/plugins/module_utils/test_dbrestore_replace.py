@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore
+from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_files, pg_dump_sql, pg_restore
+from ansible_collections.omero.backup.plugins.module_utils import dumps
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file
 from ansible_collections.omero.backup.plugins.module_utils.db_restore import DbRestoreError
@@ -36,27 +37,27 @@ def _archive(directory, name='omero.2026-11-20T000000Z.pg_dump', header=HEADER_1
 
 @pytest.mark.parametrize('db', ['omero', 'o' * 63, u'\u00e9' * 40, 'my db "quoted"'])
 def test_side_names_fit_postgresql_names_and_are_recognised_only_with_their_comment(db):
-    temporary = db_restore.temporary_name(db)
-    replaced = db_restore.replaced_name(db)
+    temporary = pg_dump_sql.temporary_name(db)
+    replaced = pg_dump_sql.replaced_name(db)
     for name in (temporary, replaced):
         assert len(name.encode('utf-8')) <= 63
         name.encode('utf-8').decode('utf-8')  # cut at a character boundary
-    assert db_restore.NEW_INFIX in temporary and db_restore.OLD_INFIX in replaced
-    assert temporary != db_restore.temporary_name(db)
+    assert pg_dump_sql.NEW_INFIX in temporary and pg_dump_sql.OLD_INFIX in replaced
+    assert temporary != pg_dump_sql.temporary_name(db)
 
-    temporary_comment = (db_restore.COMMENT_IN_PROGRESS % ('2026-11-20T00:00:00Z', 'omero.pg_dump', 'a' * 64)
-                         + db_restore.COMMENT_TEMPORARY % db)
-    drop_pending = db_restore.COMMENT_REPLACED % (db, db_restore.REPLACED_DROP, 'now', 'omero.pg_dump', 'a' * 64)
-    kept = db_restore.COMMENT_REPLACED % (db, db_restore.REPLACED_KEPT, 'now', 'omero.pg_dump', 'a' * 64)
-    assert db_restore.leftover_kind(db, temporary, temporary_comment) == 'temporary'
-    assert db_restore.leftover_kind(db, replaced, drop_pending) == 'replaced'
+    temporary_comment = (pg_dump_sql.COMMENT_IN_PROGRESS % ('2026-11-20T00:00:00Z', 'omero.pg_dump', 'a' * 64)
+                         + pg_dump_sql.COMMENT_TEMPORARY % db)
+    drop_pending = pg_dump_sql.COMMENT_REPLACED % (db, pg_dump_sql.REPLACED_DROP, 'now', 'omero.pg_dump', 'a' * 64)
+    kept = pg_dump_sql.COMMENT_REPLACED % (db, pg_dump_sql.REPLACED_KEPT, 'now', 'omero.pg_dump', 'a' * 64)
+    assert pg_dump_sql.leftover_kind(db, temporary, temporary_comment) == 'temporary'
+    assert pg_dump_sql.leftover_kind(db, replaced, drop_pending) == 'replaced'
     # A replaced database kept on purpose, a look-alike name without the comment, another database's leftover.
-    assert db_restore.leftover_kind(db, replaced, kept) is None
-    assert db_restore.leftover_kind(db, temporary, None) is None
-    assert db_restore.leftover_kind(db, temporary, 'omero.backup restored sha256=%s from x at y' % ('a' * 64)) is None
-    assert db_restore.leftover_kind(db + 'x', temporary, temporary_comment) is None
-    assert db_restore.leftover_kind(db, db, temporary_comment) is None
-    assert db_restore.leftover_kind(db, temporary + '\n', temporary_comment) is None
+    assert pg_dump_sql.leftover_kind(db, replaced, kept) is None
+    assert pg_dump_sql.leftover_kind(db, temporary, None) is None
+    assert pg_dump_sql.leftover_kind(db, temporary, 'omero.backup restored sha256=%s from x at y' % ('a' * 64)) is None
+    assert pg_dump_sql.leftover_kind(db + 'x', temporary, temporary_comment) is None
+    assert pg_dump_sql.leftover_kind(db, db, temporary_comment) is None
+    assert pg_dump_sql.leftover_kind(db, temporary + '\n', temporary_comment) is None
 
 
 # ------------------------------------------------------------------ archive header and readability
@@ -89,7 +90,7 @@ def test_a_dump_of_a_newer_pg_dump_is_refused_before_pg_restore_reads_it(tmp_pat
     runner, calls = _fake_pg_restore()
     with pytest.raises(DbRestoreError, match=r'pg_dump 17\.2 \(archive version 1\.16\.0\), newer than this pg_restore 15\.18.*'
                                              r'PostgreSQL 17 client tools.*Nothing was changed'):
-        db_restore.prove_readable({}, runner, path, 'custom', {'postgres': {'client_version': '17.2'}})
+        pg_restore.prove_readable({}, runner, path, 'custom', {'postgres': {'client_version': '17.2'}})
     assert calls == [['pg_restore', '--version']]
 
 
@@ -97,10 +98,10 @@ def test_pg_restore_list_must_read_the_dump(tmp_path):
     path = _archive(tmp_path)
     runner, calls = _fake_pg_restore(list_rc=1, list_err='pg_restore: error: unsupported version (1.16) in file header')
     with pytest.raises(DbRestoreError, match=r'pg_restore 15\.18 cannot read .*unsupported version.*Nothing was changed'):
-        db_restore.prove_readable({'pg_bindir': '/opt/pg/bin'}, runner, path, 'custom', {})
+        pg_restore.prove_readable({'pg_bindir': '/opt/pg/bin'}, runner, path, 'custom', {})
     assert calls[-1] == ['/opt/pg/bin/pg_restore', '--list', '-F', 'c', path]
     runner, calls = _fake_pg_restore()
-    facts = db_restore.prove_readable({}, runner, path, 'custom', {'postgres': {'client_version': '15.18'}})
+    facts = pg_restore.prove_readable({}, runner, path, 'custom', {'postgres': {'client_version': '15.18'}})
     assert facts == {'pg_restore_version': '15.18', 'archive_version': '1.14.0'}
 
 
@@ -109,7 +110,7 @@ def test_pg_restore_list_must_read_the_dump(tmp_path):
 def test_expected_sha256_is_checked_on_the_dump_bytes_whatever_the_manifest_says(tmp_path):
     genuine = _archive(tmp_path)
     digest = sha256_file(genuine)
-    record, actual = db_restore.verify_source(genuine, 'custom', genuine + '.manifest.json', True, digest.upper())
+    record, actual = pg_dump_files.verify_source(genuine, 'custom', genuine + '.manifest.json', True, digest.upper())
     assert actual == digest and record['database_owner'] == 'omero'
     # Swapped content with a manifest rewritten to match it: the manifest check alone would pass.
     with open(genuine, 'ab') as handle:
@@ -117,20 +118,20 @@ def test_expected_sha256_is_checked_on_the_dump_bytes_whatever_the_manifest_says
     swapped_digest = sha256_file(genuine)
     write_manifest(genuine + '.manifest.json', {'sha256': swapped_digest, 'files': [
         {'path': os.path.basename(genuine), 'size': os.path.getsize(genuine), 'sha256': swapped_digest}]}, complete=True)
-    assert db_restore.verify_source(genuine, 'custom', genuine + '.manifest.json', True)[1] == swapped_digest
+    assert pg_dump_files.verify_source(genuine, 'custom', genuine + '.manifest.json', True)[1] == swapped_digest
     with pytest.raises(DbRestoreError, match='not the expected_sha256 %s .*Nothing was changed' % digest):
-        db_restore.verify_source(genuine, 'custom', genuine + '.manifest.json', True, digest)
+        pg_dump_files.verify_source(genuine, 'custom', genuine + '.manifest.json', True, digest)
     with pytest.raises(DbRestoreError, match='64 hexadecimal digits'):
-        db_restore.verify_source(genuine, 'custom', None, True, 'abc')
+        pg_dump_files.verify_source(genuine, 'custom', None, True, 'abc')
 
 
 def test_expected_sha256_needs_no_manifest_but_refuses_one_naming_another_dump(tmp_path):
     path = _archive(tmp_path, manifest=False)
     digest = sha256_file(path)
-    assert db_restore.verify_source(path, 'custom', None, True, digest) == ({}, digest)
+    assert pg_dump_files.verify_source(path, 'custom', None, True, digest) == ({}, digest)
     write_manifest(path + '.manifest.json', {'sha256': 'b' * 64, 'files': []}, complete=False)
     with pytest.raises(DbRestoreError, match='describes another dump'):
-        db_restore.verify_source(path, 'custom', path + '.manifest.json', True, digest)
+        pg_dump_files.verify_source(path, 'custom', path + '.manifest.json', True, digest)
 
 
 def test_expected_sha256_of_a_directory_dump_is_the_tree_digest_db_dump_records(tmp_path):
@@ -139,11 +140,11 @@ def test_expected_sha256_of_a_directory_dump_is_the_tree_digest_db_dump_records(
     (directory / 'toc.dat').write_bytes(HEADER_15)
     (directory / '3001.dat.gz').write_bytes(b'data')
     entries = [{'path': rel, 'sha256': sha256_file(str(directory / rel))} for rel in ('toc.dat', '3001.dat.gz')]
-    digest = db_dump.tree_digest(entries)
-    assert db_restore.verify_source(str(directory), 'directory', None, True, digest)[1] == digest
+    digest = dumps.tree_digest(entries)
+    assert pg_dump_files.verify_source(str(directory), 'directory', None, True, digest)[1] == digest
     (directory / 'extra.dat').write_bytes(b'planted')
     with pytest.raises(DbRestoreError, match='not the expected_sha256'):
-        db_restore.verify_source(str(directory), 'directory', None, True, digest)
+        pg_dump_files.verify_source(str(directory), 'directory', None, True, digest)
 
 
 # ------------------------------------------------------------------ room for both databases
@@ -156,11 +157,11 @@ def _space(free, estimate_from='manifest', old=1000):
 
 def test_too_little_room_is_refused_on_the_manifest_estimate_and_warned_on_a_rough_one():
     result = {'warnings': []}
-    db_restore._check_space(_space(5000), result)
-    db_restore._check_space(_space(None), result)
+    pg_restore.check_space(_space(5000), result)
+    pg_restore.check_space(_space(None), result)
     assert result['warnings'] == []
     with pytest.raises(DbRestoreError, match=r'needs about 5000 bytes in tablespace pg_default .*only 4999 are free.*'
                                              r'replaces \(1000 bytes\) is kept until the new one is complete.*Nothing was changed'):
-        db_restore._check_space(_space(4999), result)
-    db_restore._check_space(_space(10, estimate_from='dump_size', old=0), result)
+        pg_restore.check_space(_space(4999), result)
+    pg_restore.check_space(_space(10, estimate_from='dump_size', old=0), result)
     assert len(result['warnings']) == 1 and 'rough guess' in result['warnings'][0]
