@@ -7,7 +7,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # How the data dir modules reach a repository on a backup host (datadir.ssh_argument_spec()).
+    # How the data dir modules reach a repository on a backup host (datadir/common.py ssh_argument_spec()).
     DOCUMENTATION = r'''
 options:
   ssh_user:

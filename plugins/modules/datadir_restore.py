@@ -60,8 +60,8 @@ options:
   engine:
     description:
       - The tool that keeps the repository. V(rdiff-backup) is the only one today.
-      - This is the seam where other engines plug in (restic, issue 14); the roles only pass the name on
-        (C(omero_backup_datadir_engine)).
+      - This is the seam where another engine plugs in (restic, issue 14); the roles will only pass the name on
+        (C(omero_backup_datadir_engine)), nothing else in them depends on the engine.
     type: str
     choices: [rdiff-backup]
     default: rdiff-backup

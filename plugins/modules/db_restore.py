@@ -88,8 +88,8 @@ options:
     description:
       - The tool that backs up and restores the database. V(pg_dump) (a dump restored by C(pg_restore)) is the only
         one today.
-      - This is the seam where other engines plug in (pgBackRest with point-in-time restore, issue 15); the roles only
-        pass the name on (C(omero_backup_db_engine)).
+      - This is the seam where another engine plugs in (pgBackRest with point-in-time restore, issue 15); the roles
+        will only pass the name on (C(omero_backup_db_engine)).
     type: str
     choices: [pg_dump]
     default: pg_dump

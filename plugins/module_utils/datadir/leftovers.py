@@ -92,30 +92,35 @@ def clean_leftovers(datadir, check_mode, result, lock_held=False):
         ours, unknown = find_leftovers(datadir)
     try:
         for directory, name in ours:
-            path = escape(os.path.join(directory, name))
-            users = processes_using(os.path.join(directory, name))
-            if users:
-                # Not a leftover yet; the next run takes it once that process has ended.
-                result['warnings'].append('restore leftover %s was not removed: process(es) %s still name it on their '
-                                          'command line (an rdiff-backup whose restore was killed?)'
-                                          % (path, ', '.join(str(pid) for pid in users)))
-                continue
-            report = remove_at(directory, name)
-            result['leftovers'].append(path)
-            result['leftovers_bytes'] += report.bytes
-            result['changed'] = True
-            if report.errors:
-                message = 'restore leftover %s was only partly removed: %s' % (path, '; '.join(
-                    '%s: %s' % (escape(rel), why) for rel, why in report.errors[:5]))
-                if lock_held:
-                    raise DatadirError(message + '; nothing restored', result)
-                result['warnings'].append(message)
+            _remove_leftover(directory, name, lock_held, result)
     finally:
         if lock is not None:
             lock.release()
     if result['leftovers']:
         result['warnings'].append('removed %d restore leftover(s) (%d bytes) a killed restore had left: %s'
                                   % (len(result['leftovers']), result['leftovers_bytes'], ', '.join(result['leftovers'])))
+
+
+def _remove_leftover(directory, name, lock_held, result):
+    """Remove one staging tree, unless a process still names it; a partial removal fails a restore."""
+    path = escape(os.path.join(directory, name))
+    users = processes_using(os.path.join(directory, name))
+    if users:
+        # Not a leftover yet; the next run takes it once that process has ended.
+        result['warnings'].append('restore leftover %s was not removed: process(es) %s still name it on their '
+                                  'command line (an rdiff-backup whose restore was killed?)'
+                                  % (path, ', '.join(str(pid) for pid in users)))
+        return
+    report = remove_at(directory, name)
+    result['leftovers'].append(path)
+    result['leftovers_bytes'] += report.bytes
+    result['changed'] = True
+    if report.errors:
+        message = 'restore leftover %s was only partly removed: %s' % (path, '; '.join(
+            '%s: %s' % (escape(rel), why) for rel, why in report.errors[:5]))
+        if lock_held:
+            raise DatadirError(message + '; nothing restored', result)
+        result['warnings'].append(message)
 
 
 def processes_using(path):
