@@ -213,15 +213,22 @@ class DatadirEngine(Engine):
 
     @abc.abstractmethod
     def select(self, points, at, now=None):
-        """The point ``at`` names (now, NB, a time, an interval back; an engine may add its own names)."""
+        """The point ``at`` names (now, NB, a time, an interval back; an engine may add its own names, such as
+        restic's snapshot ids or a backup set id carried as a label)."""
 
     @abc.abstractmethod
     def excludes(self, src, patterns):
         """The engine's exclusion arguments for ``patterns`` (relative to ``src``), restore leftovers included."""
 
     @abc.abstractmethod
-    def backup(self, src, repo, excludes, previous=(), statistics=False, check_mode=False):
-        """One backup of ``src``; BackupOutcome (None in check mode). ``previous``: the points before it."""
+    def backup(self, src, repo, excludes, previous=(), statistics=False, check_mode=False, label=None, extra=()):
+        """One backup of ``src``; BackupOutcome (None in check mode). ``previous``: the points before it.
+
+        ``label``: the backup set id the point carries when the engine can tag it (restic: a tag, so a restore can
+        name the set; rdiff-backup: ignored, the set record names the increment's time). ``extra``: further paths
+        stored in the same point (restic: the set's dump and config, so that its encryption covers their secrets);
+        an engine that keeps one tree per repository refuses them.
+        """
 
     @abc.abstractmethod
     def verify(self, repo, point=None, check_mode=False):

@@ -114,8 +114,15 @@ class RdiffBackupEngine(DatadirEngine):
     def excludes(self, src, patterns):
         return [glob_escape(src.rstrip('/')) + '/' + pattern for pattern in patterns] + leftover_globs(src)
 
-    def backup(self, src, repo, excludes, previous=(), statistics=False, check_mode=False):
-        """``backup --print-statistics``; the outcome's point is None when rdiff-backup printed no statistics."""
+    def backup(self, src, repo, excludes, previous=(), statistics=False, check_mode=False, label=None, extra=()):
+        """``backup --print-statistics``; the outcome's point is None when rdiff-backup printed no statistics.
+
+        rdiff-backup keeps one tree per repository and has no tags: ``label`` is left to the set record, and
+        ``extra`` paths are refused.
+        """
+        if extra:
+            raise EngineError('rdiff-backup keeps one tree per repository: %s cannot go into the backup of %s; '
+                              'back them up beside it' % (', '.join(extra), src))
         action = ['backup', '--print-statistics']
         if not statistics:
             action.append('--no-file-statistics')

@@ -104,3 +104,12 @@ def test_exclusion_patterns_are_checked_once_for_every_engine():
     rdiff = engine_for(DATADIR, 'rdiff-backup', never_run)
     assert rdiff.excludes('/data/[x]', ['a']) == ['/data/\\[x\\]/a'] + ['/data/\\[x\\]/' + pattern for pattern in
                                                                       base.LEFTOVER_PATTERNS]
+
+
+def test_rdiff_backup_keeps_one_tree_and_refuses_extra_paths_before_running_anything(tmp_path):
+    """restic stores a set's dump and config in the data dir's snapshot (``extra``); rdiff-backup cannot, and says so."""
+    engine = engine_for(DATADIR, 'rdiff-backup', never_run)
+    repo = engine.parse_repository(str(tmp_path / 'repo'), 'dest')
+    with pytest.raises(EngineError, match='one tree per repository: /backup/omero.pg_dump cannot go into the backup'):
+        engine.backup(str(tmp_path), repo, [], label='2026-12-03T074500Z', extra=['/backup/omero.pg_dump'])
+    assert engine.commands == []
