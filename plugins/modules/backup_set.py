@@ -8,21 +8,21 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: backup_set
-short_description: Write, read, list and prune the backup-set records of an omero.backup store
+short_description: Write and prune the backup-set records of an omero.backup store
 version_added: 0.2.0
 description:
   - A backup set is one configuration save, one database dump and one binary-repository increment that belong
     together. Its record, C(<store_path>/sets/<set_id>.json), is what a backup writes last and what a restore, a
-    drill and a verification read first; C(sets/latest.json) is a copy of the newest one. This module is the only
-    writer and reader of these records; this page documents their schema.
+    drill and a verification read first; C(sets/latest.json) is a copy of the newest one. This module and
+    M(omero.backup.backup_set_info) (which reads and lists them) are their only writer and reader; this page documents
+    their schema.
   - O(state=present) assembles the record from the facts of each component, validates it and writes it
     atomically (temporary file, fsync, rename, directory fsync; mode 0600), then C(latest.json). Outside check
     mode it refuses to write a set that is not complete. It writes only what differs from the store; a set the
     store already holds complete is left as the run that made it wrote it when no component says it was redone
     (C(changed)), so a re-run that found every part recent writes nothing and reports no change.
-  - O(state=info) (or its synonym V(read)) returns one parsed record, by id or V(latest); O(state=list) every record,
-    newest first, with its completeness; O(state=pruned) applies retention to the records (not to the dumps or
-    increments they name, which have their own retention).
+  - O(state=pruned) applies retention to the records (not to the dumps or increments they name, which have their
+    own retention).
   - "B(The record, format_version 2.) Top level: C(set_id) (the set's name: the UTC time of its binary-repository
     increment without colons, for example C(2026-11-26T083000Z)), C(format_version), C(server_host),
     C(database_host), C(store_host), C(store_path), C(datadir), C(backup_dir), C(dbname), C(consistent) (the server
@@ -56,10 +56,10 @@ attributes:
 options:
   state:
     description:
-      - V(present) writes the record of a set; V(info) (or V(read)) returns one; V(list) returns all;
-        V(pruned) removes the records retention does not keep.
+      - V(present) writes the record of a set; V(pruned) removes the records retention does not keep.
+      - M(omero.backup.backup_set_info) reads one set or lists them.
     type: str
-    choices: [present, info, read, list, pruned]
+    choices: [present, pruned]
     required: true
   store_path:
     description:
@@ -68,20 +68,6 @@ options:
       - O(state=present) creates C(sets/) (mode 0700) when missing; the store directory itself must exist.
     type: path
     required: true
-  set_id:
-    description:
-      - O(state=info) only; the set to read, or V(latest) for the one C(sets/latest.json) names (the newest complete
-        set when C(latest.json) is missing).
-      - A set id is 1 to 128 of C([0-9A-Za-z_.-]), not starting with C(.) or C(-). O(state=present) names the set
-        after its increment and ignores this.
-    type: str
-    default: latest
-  require_complete:
-    description:
-      - O(state=info) fails when the set is missing or not complete; V(false) returns it with RV(complete) and
-        RV(problems) instead.
-    type: bool
-    default: true
   server_host:
     description:
       - O(state=present); the OMERO.server host that was backed up.
@@ -169,13 +155,6 @@ EXAMPLES = r'''
       changed: "{{ omero_increment is changed }}"
   delegate_to: backup.example.org
 
-- name: Read the newest complete set
-  omero.backup.backup_set:
-    state: info
-    store_path: /srv/backup/omero
-  delegate_to: backup.example.org
-  register: omero_set
-
 - name: Keep 14 sets, and every set of the last 30 days
   omero.backup.backup_set:
     state: pruned
@@ -187,13 +166,15 @@ EXAMPLES = r'''
 
 RETURN = r'''
 set_id:
-  description: The set written (O(state=present)) or read (O(state=info)); V(null) when V(latest) names none.
-  returned: when O(state) is V(present), V(info) or V(read)
+  description:
+    - The set written, named after its increment (a set id is 1 to 128 of C([0-9A-Za-z_.-]), not starting with
+      C(.) or C(-)).
+  returned: when O(state=present)
   type: str
   sample: 2026-11-26T083000Z
 path:
   description: The set's record file.
-  returned: when O(state) is V(present), V(info) or V(read)
+  returned: when O(state=present)
   type: str
   sample: /srv/backup/omero/sets/2026-11-26T083000Z.json
 latest_path:
@@ -201,21 +182,16 @@ latest_path:
   returned: when O(state=present)
   type: str
 record:
-  description: The record as written (or as the store keeps it), or as read; V(null) when none could be read.
-  returned: when O(state) is V(present), V(info) or V(read)
+  description: The record as written, or as the store keeps it when it was not rewritten.
+  returned: when O(state=present)
   type: dict
 complete:
-  description: Whether the set is complete.
-  returned: when O(state) is V(present), V(info) or V(read)
+  description: Whether the set is complete (in check mode a set may lack what a real run fills in).
+  returned: when O(state=present)
   type: bool
-complete_sets:
-  description: The ids of the complete sets, newest first.
-  returned: when O(state=list)
-  type: list
-  elements: str
 problems:
-  description: Why the set is not complete (empty when it is). In check mode a set may lack what a real run fills in.
-  returned: when O(state) is V(present), V(info) or V(read)
+  description: Why the set is not complete (empty when it is).
+  returned: when O(state=present)
   type: list
   elements: str
 written:
@@ -226,38 +202,6 @@ latest_written:
   description: C(latest.json) was (in check mode, would be) written.
   returned: when O(state=present)
   type: bool
-found:
-  description: The record file exists.
-  returned: when O(state) is V(info) or V(read)
-  type: bool
-format_version:
-  description: The record's format version.
-  returned: when O(state) is V(info) or V(read)
-  type: int
-time:
-  description: Seconds since the epoch of the set's increment (of the file's modification when the record has none).
-  returned: when O(state) is V(info) or V(read)
-  type: float
-components:
-  description: The components the record holds.
-  returned: when O(state) is V(info) or V(read)
-  type: list
-  elements: str
-sets:
-  description: Every record of C(sets/), newest first, with C(set_id), C(path), C(complete), C(time),
-    C(format_version), C(increment_time) and C(problems).
-  returned: when O(state=list)
-  type: list
-  elements: dict
-latest:
-  description: The set C(latest.json) names, V(null) when none.
-  returned: when O(state=list)
-  type: str
-ignored:
-  description: Names in C(sets/) that are no set's record (escaped), left alone.
-  returned: when O(state) is V(list) or V(pruned)
-  type: list
-  elements: str
 pruned:
   description: The sets whose records were (in check mode, would be) removed.
   returned: when O(state=pruned)
@@ -268,6 +212,11 @@ kept:
   returned: when O(state=pruned)
   type: list
   elements: dict
+ignored:
+  description: Names in C(sets/) that are no set's record (escaped), left alone.
+  returned: when O(state=pruned)
+  type: list
+  elements: str
 '''
 
 import time
@@ -284,10 +233,8 @@ PRESENT_NEEDS = ['server_host', 'backup_dir', 'dbname', 'config', 'database', 'd
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', choices=['present', 'info', 'read', 'list', 'pruned'], required=True),
+            state=dict(type='str', choices=['present', 'pruned'], required=True),
             store_path=dict(type='path', required=True),
-            set_id=dict(type='str', default='latest'),
-            require_complete=dict(type='bool', default=True),
             server_host=dict(type='str'),
             database_host=dict(type='str'),
             store_host=dict(type='str'),

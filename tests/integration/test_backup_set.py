@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""omero.backup.backup_set through the real ansible-playbook: write, an unchanged re-run, check mode, diff, list,
-info latest, prune; and what it refuses to read (a symlinked record, another user's, one others can write)."""
+"""omero.backup.backup_set and backup_set_info through the real ansible-playbook: write, an unchanged re-run, check
+mode, diff, list, read latest, prune; and what they refuse to read (a symlinked record, another user's, one others can
+write)."""
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -78,14 +79,14 @@ def test_write_rerun_check_diff_list_info_and_prune(store):
 
     # A second set; list is newest first, info latest reads it.
     run_module('backup_set', present_args(store, '2026-11-27T08:30:00Z'))
-    listed = run_module('backup_set', dict(state='list', store_path=str(store)))
+    listed = run_module('backup_set_info', dict(store_path=str(store)))
     assert [entry['set_id'] for entry in listed['sets']] == ['2026-11-27T083000Z', '2026-11-26T083000Z']
     assert listed['latest'] == '2026-11-27T083000Z' and listed['complete_sets'] == [entry['set_id'] for entry in listed['sets']]
-    latest = run_module('backup_set', dict(state='info', store_path=str(store)))
+    latest = run_module('backup_set_info', dict(set_id='latest', store_path=str(store)))
     assert not latest['failed'] and latest['set_id'] == '2026-11-27T083000Z' and latest['complete'], latest
     # run_module's !unsafe YAML turns the quoted time into a datetime (ansible-core 2.19), rendered +00:00.
     assert latest['record']['datadir']['increment_time'].startswith('2026-11-27T08:30:00')
-    by_id = run_module('backup_set', dict(state='read', store_path=str(store), set_id='2026-11-26T083000Z'))
+    by_id = run_module('backup_set_info', dict(store_path=str(store), set_id='2026-11-26T083000Z'))
     assert by_id['record'] == record and not by_id['changed']
 
     # Prune: check mode first (nothing removed), then for real; the newest complete set stays.
@@ -99,11 +100,11 @@ def test_write_rerun_check_diff_list_info_and_prune(store):
 
 
 def test_missing_incomplete_and_odd_sets_fail_clearly(store):
-    missing = run_module('backup_set', dict(state='info', store_path=str(store), set_id='2026-01-01T000000Z'))
+    missing = run_module('backup_set_info', dict(store_path=str(store), set_id='2026-01-01T000000Z'))
     assert missing['failed'] and 'no backup set 2026-01-01T000000Z' in missing['msg'], missing
-    odd = run_module('backup_set', dict(state='info', store_path=str(store), set_id='../../etc/passwd'))
+    odd = run_module('backup_set_info', dict(store_path=str(store), set_id='../../etc/passwd'))
     assert odd['failed'] and 'is not one' in odd['msg'], odd
-    relative = run_module('backup_set', dict(state='list', store_path='store'))
+    relative = run_module('backup_set_info', dict(store_path='store'))
     assert relative['failed'] and 'store_path must be an absolute path' in relative['msg'], relative
 
     incomplete = present_args(store)
@@ -131,23 +132,23 @@ def test_records_others_could_have_written_are_refused_and_never_written_through
 
     planted = sets / 'planted.json'
     os.symlink(str(elsewhere), str(planted))
-    result = run_module('backup_set', dict(state='info', store_path=str(store), set_id='planted'))
+    result = run_module('backup_set_info', dict(store_path=str(store), set_id='planted'))
     assert result['failed'] and 'is a symlink' in result['msg'], result
     os.unlink(str(planted))
 
     planted.write_bytes(good.replace(b'2026-11-26T083000Z', b'planted'))
     os.chmod(str(planted), 0o644)
-    assert run_module('backup_set', dict(state='info', store_path=str(store), set_id='planted'))['complete']
+    assert run_module('backup_set_info', dict(store_path=str(store), set_id='planted'))['complete']
     os.chmod(str(planted), 0o646)
-    result = run_module('backup_set', dict(state='info', store_path=str(store), set_id='planted'))
+    result = run_module('backup_set_info', dict(store_path=str(store), set_id='planted'))
     assert result['failed'] and 'writable by its group or by others (mode 0646)' in result['msg'], result
     os.chmod(str(planted), 0o600)
     nobody = pwd.getpwnam('nobody').pw_uid
     os.chown(str(planted), nobody, -1)
-    result = run_module('backup_set', dict(state='info', store_path=str(store), set_id='planted'))
+    result = run_module('backup_set_info', dict(store_path=str(store), set_id='planted'))
     assert result['failed'] and 'owned by uid %d' % nobody in result['msg'], result
     # list reports it, prune keeps it.
-    listed = {entry['set_id']: entry for entry in run_module('backup_set', dict(state='list', store_path=str(store)))['sets']}
+    listed = {entry['set_id']: entry for entry in run_module('backup_set_info', dict(store_path=str(store)))['sets']}
     assert not listed['planted']['complete'] and 'owned by uid' in listed['planted']['problems'][0]
     pruned = run_module('backup_set', dict(state='pruned', store_path=str(store), keep=1))
     assert pruned['pruned'] == [] and os.path.exists(str(planted))
@@ -166,3 +167,15 @@ def test_records_others_could_have_written_are_refused_and_never_written_through
     result = run_module('backup_set', present_args(store))
     assert result['failed'] and 'refusing the set directory' in result['msg'], result
     os.chmod(str(sets), 0o700)
+
+
+def test_the_listing_says_which_sets_are_complete_and_reads_no_set_unless_asked(store):
+    empty = run_module('backup_set_info', dict(store_path=str(store)))
+    assert (empty['sets'], empty['latest'], empty['complete_sets'], empty['ignored']) == ([], None, [], []), empty
+    run_module('backup_set', present_args(store))
+    listed = run_module('backup_set_info', dict(store_path=str(store)))
+    assert 'record' not in listed and listed['complete_sets'] == ['2026-11-26T083000Z'], listed
+    empty = run_module('backup_set_info', dict(store_path=str(store / 'nothing-here'), set_id='latest'))
+    assert empty['failed'] and 'no backup set latest' in empty['msg'], empty
+    lenient = run_module('backup_set_info', dict(store_path=str(store / 'nothing-here'), set_id='latest', require_complete=False))
+    assert not lenient['failed'] and not lenient['found'] and lenient['record'] is None, lenient

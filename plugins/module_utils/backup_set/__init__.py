@@ -4,7 +4,8 @@
 """The backup_set step: write, read, list and prune the set records of a store.
 
 schema.py holds the record's schema (what a field must be, what makes a set complete), store.py how records are
-read from ``<store_path>/sets``; this file the four operations the module offers. Each returns a result dict
+read from ``<store_path>/sets``; this file the operations of the modules backup_set (present, pruned) and
+backup_set_info (one set, the listing). Each returns a result dict
 (``changed``, and ``diff`` for ``present``) and raises BackupSetError for a refusal, having changed nothing.
 """
 
@@ -19,7 +20,7 @@ from ansible_collections.omero.backup.plugins.module_utils.backup_set.schema imp
     COMPONENTS, FORMAT_VERSION, LATEST, BackupSetError, assemble, components_of, dumps, redone, set_time)
 from ansible_collections.omero.backup.plugins.module_utils.backup_set.store import SetStore
 
-__all__ = ['Options', 'BackupSetError', 'COMPONENTS', 'FORMAT_VERSION', 'run', 'present', 'info', 'listing', 'prune']
+__all__ = ['Options', 'BackupSetError', 'COMPONENTS', 'FORMAT_VERSION', 'run', 'read', 'present', 'info', 'listing', 'prune']
 
 
 class Options(object):
@@ -36,8 +37,6 @@ class Options(object):
     @classmethod
     def from_params(cls, params):
         values = {name: params.get(name) for name in cls.__slots__}
-        # 'read' is another word for 'info'.
-        values['state'] = 'info' if values['state'] == 'read' else values['state']
         return cls(**values)
 
 
@@ -165,11 +164,16 @@ def prune(options, check_mode, now):
 
 
 def run(options, check_mode, now):
-    """The operation ``options.state`` names."""
+    """The operation ``options.state`` names (the module backup_set: present or pruned)."""
     if options.state == 'present':
         return present(options, check_mode, now)
-    if options.state == 'info':
-        return info(options)
-    if options.state == 'list':
-        return listing(options)
     return prune(options, check_mode, now)
+
+
+def read(options):
+    """What the module backup_set_info returns: every record of the store, and the one ``options.set_id`` names
+    when it names one (``latest``: the one latest.json names)."""
+    result = listing(options)
+    if options.set_id is not None:
+        result.update(info(options))
+    return result

@@ -269,5 +269,3 @@ def redone(options):
 
 def dumps(record):
     return (json.dumps(record, indent=4) + '\n').encode('ascii')
-
-

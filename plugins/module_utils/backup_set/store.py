@@ -20,6 +20,7 @@ from ansible_collections.omero.backup.plugins.module_utils.base.names import esc
 from ansible_collections.omero.backup.plugins.module_utils.backup_set.schema import (
     LATEST, LATEST_FILE, MAX_RECORD_BYTES, SETS_DIR, BackupSetError, problems_of, set_id_problem, set_time)
 
+
 def _untrusted(info, what):
     """Why a file or directory of the store is not to be trusted: whoever else can write it decides what a
     restore restores. None when root or this user owns it and nobody else can write it."""
@@ -176,8 +177,8 @@ class SetStore(object):
                                  % (self.latest_path, complete[0].set_id)]
         named = latest.record.get('set_id') if isinstance(latest.record, dict) else None
         if latest.refused or set_id_problem(named):
-            raise BackupSetError('refusing %s: %s' % (self.latest_path, '; '.join(latest.problems)
-                                                        or 'it names no set (set_id %s)' % ascii(named)))
+            why = '; '.join(latest.problems) or 'it names no set (set_id %s)' % ascii(named)
+            raise BackupSetError('refusing %s: %s' % (self.latest_path, why))
         for found in entries:
             if found.set_id == named:
                 return found, []
