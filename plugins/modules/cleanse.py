@@ -387,77 +387,18 @@ lock:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
-from ansible_collections.omero.backup.plugins.module_utils.cleanse import CleanseRefused, SUBDIRECTORIES, cleanse
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
-from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
-from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
-
-
-def _diff(result, restored=False):
-    if not result['listed']:
-        return None
-    lines = ''.join(path + '\n' for path in result['listed'])
-    if result['listed_truncated']:
-        lines += '... (%d in all)\n' % (len(result['listed']) if restored else result['orphans'])
-    header = '%s orphans' % result['datadir']
-    # A cleanse shows the orphans as removed lines, the undo as added ones.
-    return {'before_header': header, 'after_header': header, 'before': '' if restored else lines, 'after': lines if restored else ''}
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.cleanse.options import argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.cleanse.run import cleanse_task
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 
 
 def main():
-    argument_spec = postgres.postgres_argument_spec()
-    argument_spec.update(omero_cli_argument_spec())
-    argument_spec.update(
-        state=dict(type='str', default='cleansed', choices=['cleansed', 'restored']),
-        datadir=dict(type='path', default='/OMERO'),
-        db=dict(type='str', default='omero'),
-        backend=dict(type='str', default='database', choices=['database', 'omero']),
-        subdirectories=dict(type='list', elements='str', choices=list(SUBDIRECTORIES), default=list(SUBDIRECTORIES)),
-        managed_repository_empty_dirs=dict(type='bool', default=False),
-        quarantine_dir=dict(type='path'),
-        min_age=dict(type='str', default='1h'),
-        max_id_margin=dict(type='int', default=1000),
-        force=dict(type='bool', default=False),
-        max_listed=dict(type='int', default=100),
-        report_file=dict(type='path'),
-        omero_host=dict(type='str', default='localhost'),
-        omero_port=dict(type='int', default=4064),
-        omero_user=dict(type='str', default='root'),
-        omero_password=dict(type='str', no_log=True),
-        session_idle_timeout=dict(type='int', default=3600),
-        lock_dir=dict(type='path'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'restored', ('quarantine_dir',))])
     check_params(module)
-    if module.params['backend'] == 'database' and module.params['state'] == 'cleansed' and not postgres.HAS_PSYCOPG2:
-        module.fail_json(msg='psycopg2 is required on the managed host (pip install psycopg2-binary)',
-                         exception=postgres.PSYCOPG2_IMPORT_ERROR)
-    try:
-        result = cleanse(module.params, module_runner(module), module.check_mode)
-    except CleanseRefused as exc:
-        refused = exc.result
-        refused.pop('check_mode', None)
-        refused.pop('changed', None)
-        module.fail_json(msg=str(exc), changed=False, **refused)
-    except (OmeroBackupError, postgres.PostgresError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='cleanse stopped: %s' % exc, changed=False)
-    result.pop('check_mode', None)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    if module._diff:
-        diff = _diff(result, restored=module.params['state'] == 'restored')
-        if diff:
-            result['diff'] = diff
-    if result['errors']:
-        what = 'file(s) could not be restored' if module.params['state'] == 'restored' else 'orphan(s) could not be removed'
-        module.fail_json(msg='%d %s: %s' % (len(result['errors']), what, '; '.join(result['errors'][:5])),
-                         **result)
-    module.exit_json(**result)
+    run_step(module, cleanse_task, module.params, module_runner(module), module.check_mode)
 
 
 if __name__ == '__main__':

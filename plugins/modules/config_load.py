@@ -178,7 +178,7 @@ managed_config:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, omero_cli_argument_spec
@@ -197,21 +197,21 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_params(module)
-    params = module.params
+    run_step(module, _load, module.params, module_runner(module), module.check_mode, errors=(OSError, KeyError))
+
+
+def _load(params, runner, check_mode):
     if '/' in params['managed_config_file'] or not params['managed_config_file'].endswith('.omero'):
-        module.fail_json(msg='managed_config_file must be a plain file name ending in .omero, not %r' % params['managed_config_file'])
-    cli = OmeroCli(module_runner(module), omerodir=params['omerodir'], omero_command=params['omero_command'],
+        raise OmeroBackupError('managed_config_file must be a plain file name ending in .omero, not %r' % params['managed_config_file'])
+    cli = OmeroCli(runner, omerodir=params['omerodir'], omero_command=params['omero_command'],
                    user=params['user'], profile=params['profile'])
-    try:
-        result = load(OmeroConfig(cli), params['src'], mode=params['mode'], force=params['force'],
-                      managed_config_dir=params['managed_config_dir'], managed_config_file=params['managed_config_file'],
-                      check_mode=module.check_mode)
-    except (OmeroBackupError, OSError, KeyError) as exc:
-        module.fail_json(msg=str(exc))
+    result = load(OmeroConfig(cli), params['src'], mode=params['mode'], force=params['force'],
+                  managed_config_dir=params['managed_config_dir'], managed_config_file=params['managed_config_file'],
+                  check_mode=check_mode)
     if result['managed_config'] and result['managed_config']['changed']:
         result['msg'] = ('%s %s so that the ome.omero_server role keeps these settings at its next start'
-                         % ('would write' if module.check_mode else 'wrote', result['managed_config']['path']))
-    exit_with_result(module, result)
+                         % ('would write' if check_mode else 'wrote', result['managed_config']['path']))
+    return result
 
 
 if __name__ == '__main__':

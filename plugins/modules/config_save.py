@@ -167,9 +167,8 @@ keys_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result, report_results_as_given
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
@@ -185,16 +184,11 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_params(module)
-    report_results_as_given(module)
     params = module.params
     cli = OmeroCli(module_runner(module), omerodir=params['omerodir'], omero_command=params['omero_command'],
                    user=params['user'], profile=params['profile'])
-    try:
-        result = save(OmeroConfig(cli), params['dest'], rely_on_config_xml=params['rely_on_config_xml'],
-                      check_mode=module.check_mode, owner=params['owner'], group=params['group'])
-    except (OmeroBackupError, OSError, KeyError) as exc:
-        module.fail_json(msg=str(exc))
-    exit_with_result(module, result)
+    run_step(module, save, OmeroConfig(cli), params['dest'], rely_on_config_xml=params['rely_on_config_xml'],
+             check_mode=module.check_mode, owner=params['owner'], group=params['group'], errors=(OSError, KeyError))
 
 
 if __name__ == '__main__':

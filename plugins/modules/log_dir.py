@@ -148,8 +148,7 @@ names_b64:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import relocate
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
@@ -167,11 +166,7 @@ def main():
         supports_check_mode=True,
     )
     check_params(module, relative_to={'path': 'omerodir'})
-    try:
-        result = relocate(module.params, check_mode=module.check_mode)
-    except (OmeroBackupError, OSError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    exit_with_result(module, result)
+    run_step(module, relocate, module.params, check_mode=module.check_mode, errors=(OSError, ValueError))
 
 
 if __name__ == '__main__':

@@ -183,8 +183,7 @@ names_b64:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result, report_results_as_given
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
@@ -202,12 +201,7 @@ def main():
         supports_check_mode=True,
     )
     check_params(module)
-    report_results_as_given(module)
-    try:
-        result = housekeeping(module.params, check_mode=module.check_mode)
-    except (OmeroBackupError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    exit_with_result(module, result)
+    run_step(module, housekeeping, module.params, check_mode=module.check_mode, errors=(OSError,))
 
 
 if __name__ == '__main__':

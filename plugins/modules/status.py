@@ -134,7 +134,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.status import record
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
@@ -158,11 +158,7 @@ def main():
         supports_check_mode=True,
     )
     check_params(module)
-    try:
-        result = record(module.params, time.time(), check_mode=module.check_mode)
-    except OmeroBackupError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_step(module, record, module.params, time.time(), check_mode=module.check_mode)
 
 
 if __name__ == '__main__':

@@ -145,6 +145,7 @@ from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.verify import run
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.glue import OperationFailed, run_step
 
 
 def main():
@@ -159,17 +160,22 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_params(module)
-    if module.params['sample'] < 0:
-        module.fail_json(msg='sample must be 0 or more, got %d' % module.params['sample'])
+    run_step(module, _verify, module.params)
+
+
+def _verify(params):
+    if params['sample'] < 0:
+        raise OperationFailed('sample must be 0 or more, got %d' % params['sample'])
     try:
-        result = run(module.params)
+        result = run(params)
     except postgres.PostgresError as exc:
-        module.fail_json(msg=str(exc), ok=False, problems=[str(exc)])
+        raise OperationFailed(str(exc), {'ok': False, 'problems': [str(exc)]})
     result.pop('datadir', None)
     result.pop('db', None)
-    if module.params['fail_on_problems'] and not result['ok']:
-        module.fail_json(msg='verification failed: ' + '; '.join(result['problems']), changed=False, **result)
-    module.exit_json(changed=False, **result)
+    result['changed'] = False
+    if params['fail_on_problems'] and not result['ok']:
+        raise OperationFailed('verification failed: ' + '; '.join(result['problems']), result)
+    return result
 
 
 if __name__ == '__main__':

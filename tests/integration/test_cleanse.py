@@ -106,17 +106,17 @@ def test_ids_read_in_chunks_equal_a_plain_select(sandbox):
     from helpers.ansible import collections_path
     if collections_path() not in sys.path:
         sys.path.insert(0, collections_path())
-    from ansible_collections.omero.backup.plugins.module_utils import cleanse
+    from ansible_collections.omero.backup.plugins.module_utils.cleanse import ids as cleanse_ids
     conn = _connect(sandbox)
     try:
         with conn.cursor() as cursor:
             cursor.execute('SELECT id FROM originalfile ORDER BY id')
             expected = [row[0] for row in cursor.fetchall()]
         conn.autocommit = False
-        ids, queries = cleanse.load_ids(conn, 'originalfile', chunk=7)
+        ids, queries = cleanse_ids.load_ids(conn, 'originalfile', chunk=7)
         assert list(ids) == expected
         assert queries == len(expected) // 7 + 1
-        whole, queries = cleanse.load_ids(conn, 'originalfile')
+        whole, queries = cleanse_ids.load_ids(conn, 'originalfile')
         assert list(whole) == expected and queries == 1
     finally:
         conn.rollback()

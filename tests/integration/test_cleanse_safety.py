@@ -28,7 +28,8 @@ from helpers.ansible import collections_path, run_module
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
-from ansible_collections.omero.backup.plugins.module_utils import cleanse  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import database as cleanse_database  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import remove as cleanse_remove  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import id_to_relpath  # noqa: E402
 
 OLD = time.time() - 30 * 86400
@@ -122,7 +123,7 @@ def tmpfs(tmp_path):
         path = str(tmp_path / name)
         os.makedirs(path)
         proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%s,mode=0700' % size, 'tmpfs', path],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         if proc.returncode != 0:
             pytest.skip('cannot mount a tmpfs here: %s' % proc.stdout.strip())
         mounted.append(path)
@@ -163,17 +164,17 @@ def test_dir_swapped_for_a_symlink_after_the_walk_deletes_nothing_outside_the_da
     walked_dir = os.path.join(datadir, swapped_dir)
     before_in_walked = _tree_state(walked_dir)
 
-    original_apply = cleanse._apply
+    original_apply = cleanse_remove.apply
 
     def swap_then_apply(*args, **kwargs):
         # Between the walk and the removal: nobody swaps the walked Dir-NNN for a symlink to root's directory.
         _as_nobody(SWAP, walked_dir, str(victim))
         return original_apply(*args, **kwargs)
 
-    monkeypatch.setattr(cleanse, '_apply', swap_then_apply)
+    monkeypatch.setattr(cleanse_database, 'apply', swap_then_apply)
     params = _db_args(description, db=description['postgres']['dbname'], max_listed=100, subdirectories=None,
                       quarantine_dir=str(tmp_path / 'quarantine') if mode == 'quarantine' else None)
-    result = cleanse.cleanse_database(params, check_mode=False)
+    result = cleanse_database.cleanse_database(params, check_mode=False)
 
     assert (victim / orphan_name).read_bytes() == b'not the data dir'
     assert os.listdir(str(victim)) == [orphan_name]

@@ -30,6 +30,7 @@ if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
 from ansible_collections.omero.backup.plugins.module_utils import db_dump  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils import dumps  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import TEMP_PREFIX  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import sha256_file, subprocess_runner  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock  # noqa: E402
@@ -194,7 +195,7 @@ def test_dump_is_private_verified_and_described_and_skip_is_idempotent(sandbox, 
     assert result['changed'] and not result['skipped_dump']
     path = result['path']
     assert os.path.dirname(path) == str(dest)
-    assert db_dump.parse_dump_name(os.path.basename(path))[::2] == ('omero', 'custom')
+    assert dumps.parse_dump_name(os.path.basename(path))[::2] == ('omero', 'custom')
     assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o700
     for name in (path, result['manifest'], result['globals_path']):
         assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
@@ -219,7 +220,7 @@ def test_dump_is_private_verified_and_described_and_skip_is_idempotent(sandbox, 
     assert not again['failed'], again.get('msg')
     assert again['changed'] is False and again['skipped_dump'] is True
     assert again['path'] == path and again['sha256'] == result['sha256'] and again['globals_path'] == result['globals_path']
-    assert len([name for name in _files(dest) if db_dump.parse_dump_name(name)]) == 1
+    assert len([name for name in _files(dest) if dumps.parse_dump_name(name)]) == 1
 
 
 def test_check_mode_writes_nothing_and_zstd_is_refused_on_a_15_client(sandbox, tmp_path):
@@ -261,7 +262,7 @@ def test_kill_9_during_dump_leaves_no_complete_dump_and_releases_the_lock(sandbo
     for pid in victims:
         wait_gone(pid)
     after = _files(dest)
-    assert [name for name in after if db_dump.parse_dump_name(name)] == [os.path.basename(previous['path'])]
+    assert [name for name in after if dumps.parse_dump_name(name)] == [os.path.basename(previous['path'])]
     assert [name for name in after if name.endswith('.manifest.json')] == [os.path.basename(previous['manifest'])]
     assert set(after) - set(before) <= set(temporaries)
     assert_intact(previous)
@@ -314,7 +315,7 @@ def test_wrong_password_is_a_clear_error_and_the_password_appears_nowhere(sandbo
     assert 'password authentication failed for user "postgres"' in result['msg']
     assert wrong not in json.dumps(result)
     assert sampler.leaks == [] and sampler.samples > 10
-    assert [name for name in _files(dest) if db_dump.parse_dump_name(name)] == []
+    assert [name for name in _files(dest) if dumps.parse_dump_name(name)] == []
 
 
 def test_disk_full_fails_clearly_without_partial_files_and_keeps_older_dumps(sandbox, tmp_path):

@@ -26,6 +26,9 @@ swapped in between): a regular file with one link, owned by the running user,
 by root (when the run is not root's: flock works on a read-only descriptor) or
 by the directory's owner, and not writable by group or others. Anything else is refused with LockRefused,
 which names the owner and the path; a lock held by another run is AlreadyRunning.
+
+take_lock() is the one way a step takes a lock or explains why it cannot: who holds it, or why the lock file
+or directory is refused and what to check, then what that means for this run ("Nothing was changed.").
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -312,3 +315,29 @@ def lock_file_hint(path):
         return ''  # ours, or refused by LockRefused with its owner named
     return ('The lock file belongs to %s: run every such task as the same user, or remove the file while none runs '
             '(it holds no state: the lock is an flock on it). ' % owner_name(uid))
+
+
+def take_lock(path, purpose, consequence='Nothing was changed.', result=None, error=None):
+    """The ExclusiveLock ``path``, held for ``purpose``; or ``error`` (OperationFailed or a step's subclass of it).
+
+    The error's message says who holds the lock (AlreadyRunning: ``another omero.backup <purpose> is already
+    running on <dir> (pid N, ...)``) or why the lock file cannot be taken (LockRefused's reason, a missing lock
+    directory, a lock file of another user), then ``consequence``; it carries ``result`` (what the step had
+    found so far) and two attributes for callers that go on without a lock: ``busy`` (another run holds it)
+    and ``errno`` (of the OSError, None when busy).
+    """
+    if error is None:
+        # Imported here, not at the top: this file must import nothing of the collection when it loads (tests run
+        # it alone, copied, as another user).
+        from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed as error
+    lock = ExclusiveLock(path, purpose)
+    try:
+        return lock.acquire()
+    except AlreadyRunning as exc:
+        failure = error('%s. %s' % (exc, consequence), result)
+        failure.busy, failure.errno = True, None
+    except OSError as exc:
+        failure = error('cannot take the lock %s: %s. %s%s' % (path, exc.strerror or exc, lock_file_hint(path), consequence),
+                        result)
+        failure.busy, failure.errno = False, exc.errno
+    raise failure

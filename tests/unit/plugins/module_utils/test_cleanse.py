@@ -14,7 +14,14 @@ import time
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import cleanse
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import ids as cleanse_ids
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import interlocks as cleanse_interlocks
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import omero as cleanse_omero
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import options as cleanse_options
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import remove as cleanse_remove
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import results as cleanse_results
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import run as cleanse_run
+from ansible_collections.omero.backup.plugins.module_utils.cleanse import walk as cleanse_walk
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.tools.idpath import id_to_relpath
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path
@@ -30,20 +37,20 @@ SECRET = 'omero-Adm1n-pass'
 ])
 def test_id_lookup_agrees_with_a_plain_set(wanted):
     ids = array.array('q', [1, 2, 999001, 999999, 1000000, 5000000])
-    lookup = cleanse.id_lookup(ids, wanted)
+    lookup = cleanse_ids.id_lookup(ids, wanted)
     assert set(object_id for object_id in wanted if object_id in lookup) == set(wanted) & set(ids)
 
 
 def test_id_lookup_of_nothing_is_empty():
-    assert 5 not in cleanse.id_lookup(array.array('q'), [])
-    assert 5 not in cleanse.id_lookup(array.array('q'), [5])
+    assert 5 not in cleanse_ids.id_lookup(array.array('q'), [])
+    assert 5 not in cleanse_ids.id_lookup(array.array('q'), [5])
 
 
 def test_order_check_catches_any_inversion():
-    assert cleanse._is_strictly_increasing(array.array('q', [1, 2, 999001, 1000000]))
-    assert cleanse._is_strictly_increasing(array.array('q'))
-    assert not cleanse._is_strictly_increasing(array.array('q', [1, 3, 2]))
-    assert not cleanse._is_strictly_increasing(array.array('q', [1, 1]))
+    assert cleanse_ids._is_strictly_increasing(array.array('q', [1, 2, 999001, 1000000]))
+    assert cleanse_ids._is_strictly_increasing(array.array('q'))
+    assert not cleanse_ids._is_strictly_increasing(array.array('q', [1, 3, 2]))
+    assert not cleanse_ids._is_strictly_increasing(array.array('q', [1, 1]))
 
 
 def _touch(root, relpath, data=b'x', mtime=OLD):
@@ -57,14 +64,14 @@ def _touch(root, relpath, data=b'x', mtime=OLD):
 
 
 def _walk(datadir, subdir, ids, min_age=3600, now=None):
-    stats = cleanse._new_stats()
-    spool = cleanse._open_spool()
-    listing = cleanse._Listing(100)
-    unknown = cleanse._Listing(100)
-    walker = cleanse._Walker(str(datadir), subdir, array.array('q', sorted(ids)), stats, spool, listing, unknown,
+    stats = cleanse_results.new_stats()
+    spool = cleanse_results.open_spool()
+    listing = cleanse_results.Listing(100)
+    unknown = cleanse_results.Listing(100)
+    walker = cleanse_walk.Walker(str(datadir), subdir, array.array('q', sorted(ids)), stats, spool, listing, unknown,
                              now or time.time(), min_age)
     walker.walk()
-    found = sorted(relpath for relpath, _size, _id in cleanse._spool_read(spool))
+    found = sorted(relpath for relpath, _size, _id in cleanse_results.spool_read(spool))
     spool.close()
     return stats, found, walker.empty_dirs, unknown.sample
 
@@ -155,22 +162,22 @@ def test_omero_equivalent_queries_count_every_entry_in_batches_of_25(tmp_path):
 
 def _cleanse_without_database(datadir, ids, quarantine=None, subdirs=('Pixels', 'Files', 'Thumbnails'), before_removal=None):
     """The walk and the removal of cleanse_database, with ``ids`` standing in for every table."""
-    result = cleanse.new_result({'datadir': datadir, 'quarantine_dir': quarantine}, 'database')
-    spool = cleanse._open_spool()
-    listing, unknown = cleanse._Listing(100), cleanse._Listing(100)
+    result = cleanse_results.new_result({'datadir': datadir, 'quarantine_dir': quarantine}, 'database')
+    spool = cleanse_results.open_spool()
+    listing, unknown = cleanse_results.Listing(100), cleanse_results.Listing(100)
     empty_dirs, dir_records = [], {}
     for subdir in subdirs:
-        result['subdirectories'][subdir] = cleanse._new_stats()
-        walker = cleanse._Walker(datadir, subdir, array.array('q', sorted(ids)), result['subdirectories'][subdir], spool,
+        result['subdirectories'][subdir] = cleanse_results.new_stats()
+        walker = cleanse_walk.Walker(datadir, subdir, array.array('q', sorted(ids)), result['subdirectories'][subdir], spool,
                                  listing, unknown, time.time(), 3600)
         walker.walk()
         empty_dirs.extend(walker.empty_dirs)
         dir_records.update(walker.dirs)
     if before_removal:
         before_removal()
-    cleanse._apply(datadir, quarantine, spool, empty_dirs, result, time.time() - 3600, None, dir_records)
+    cleanse_remove.apply(datadir, quarantine, spool, empty_dirs, result, time.time() - 3600, None, dir_records)
     spool.close()
-    cleanse._totals(result)
+    cleanse_results.totals(result)
     return result
 
 
@@ -230,24 +237,24 @@ def test_quarantine_never_overwrites(tmp_path):
 def test_quarantine_inside_a_cleansed_directory_is_refused(tmp_path):
     datadir = str(tmp_path)
     with pytest.raises(OmeroBackupError, match='inside the scanned directory'):
-        cleanse._check_quarantine_dir(datadir, os.path.join(datadir, 'Files', 'q'), ['Files'])
-    cleanse._check_quarantine_dir(datadir, os.path.join(datadir, 'quarantine'), ['Files'])
+        cleanse_remove.check_quarantine_dir(datadir, os.path.join(datadir, 'Files', 'q'), ['Files'])
+    cleanse_remove.check_quarantine_dir(datadir, os.path.join(datadir, 'quarantine'), ['Files'])
 
 
 def test_uuid_interlock(tmp_path):
     datadir = str(tmp_path)
     os.makedirs(os.path.join(datadir, '.omero', 'repository', 'right-uuid'))
-    assert cleanse.check_uuid(datadir, 'right-uuid') is None
-    assert 'does not belong to this database' in cleanse.check_uuid(datadir, 'other-uuid')
-    assert 'no omero.db.uuid' in cleanse.check_uuid(datadir, None)
+    assert cleanse_interlocks.check_uuid(datadir, 'right-uuid') is None
+    assert 'does not belong to this database' in cleanse_interlocks.check_uuid(datadir, 'other-uuid')
+    assert 'no omero.db.uuid' in cleanse_interlocks.check_uuid(datadir, None)
 
 
 def test_report_file_lists_every_orphan(tmp_path):
-    spool = cleanse._open_spool()
-    cleanse._spool_write(spool, 'Pixels/998', 333, 998)
-    cleanse._spool_write(spool, 'Files/Dir-999/999002', 10, 999002)
+    spool = cleanse_results.open_spool()
+    cleanse_results.spool_write(spool, 'Pixels/998', 333, 998)
+    cleanse_results.spool_write(spool, 'Files/Dir-999/999002', 10, 999002)
     report = str(tmp_path / 'report.tsv')
-    cleanse._write_report(report, spool, {'check_mode': False, 'quarantine_dir': None},
+    cleanse_results.write_report(report, spool, {'check_mode': False, 'quarantine_dir': None},
                           removed_paths={'Pixels/998'})
     with open(report) as handle:
         assert handle.read() == 'Pixels/998\t333\tremoved\nFiles/Dir-999/999002\t10\tkept\n'
@@ -256,8 +263,8 @@ def test_report_file_lists_every_orphan(tmp_path):
 
 def test_unknown_subdirectory_is_rejected():
     with pytest.raises(OmeroBackupError, match='unknown subdirectories'):
-        cleanse.check_subdirectories(['Pixels', 'ManagedRepository'])
-    assert cleanse.check_subdirectories(['Thumbnails', 'Pixels']) == ['Pixels', 'Thumbnails']
+        cleanse_options.check_subdirectories(['Pixels', 'ManagedRepository'])
+    assert cleanse_options.check_subdirectories(['Thumbnails', 'Pixels']) == ['Pixels', 'Thumbnails']
 
 
 # ------------------------------------------------------------------ omero backend: argv and output
@@ -270,20 +277,20 @@ def _omero_params(**overrides):
 
 
 def test_login_arguments_carry_no_password():
-    argv = cleanse.omero_login_args(_omero_params())
+    argv = cleanse_omero.omero_login_args(_omero_params())
     assert argv == ['-s', 'omero.example.org', '-p', '4064', '-u', 'root']
 
 
 def test_cleanse_runs_one_subdirectory_at_a_time_to_stay_out_of_managed_repository():
-    runs = cleanse.omero_cleanse_runs(_omero_params(_dry_run=True), ['Pixels', 'Files', 'Thumbnails'])
+    runs = cleanse_omero.omero_cleanse_runs(_omero_params(), ['Pixels', 'Files', 'Thumbnails'], dry_run=True)
     assert runs == [['admin', 'cleanse', '--dry-run', '--subdirectory', name, '/OMERO']
                     for name in ('Pixels', 'Files', 'Thumbnails')]
 
 
 def test_cleanse_runs_without_subdirectory_for_managed_repository_dirs():
-    runs = cleanse.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), list(cleanse.SUBDIRECTORIES))
+    runs = cleanse_omero.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), list(cleanse_options.SUBDIRECTORIES))
     assert runs == [['admin', 'cleanse', '/OMERO']]
-    runs = cleanse.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), ['Files'])
+    runs = cleanse_omero.omero_cleanse_runs(_omero_params(managed_repository_empty_dirs=True), ['Files'])
     assert runs == [['admin', 'cleanse', '--subdirectory', 'Files', '/OMERO'],
                     ['admin', 'cleanse', '--subdirectory', 'ManagedRepository', '/OMERO']]
 
@@ -302,7 +309,7 @@ class RecordingRunner(object):
 def test_session_logs_in_raises_idle_timeout_and_logs_out_with_password_only_in_environment():
     runner = RecordingRunner()
     cli = OmeroCli(runner, omerodir='/opt/omero/server/OMERO.server', omero_command='/usr/bin/omero', user=None)
-    with cleanse.OmeroSession(cli, _omero_params()) as session:
+    with cleanse_omero.OmeroSession(cli, _omero_params()) as session:
         session.run('admin', 'cleanse', '--dry-run', '/OMERO')
         session_dir = session.session_dir
         assert os.path.isdir(session_dir)
@@ -338,7 +345,7 @@ Removing empty directories from...
 
 
 def test_dry_run_output_is_parsed_into_paths_relative_to_the_data_dir():
-    parsed = cleanse.parse_omero_output(DRY_RUN_OUTPUT, '/OMERO')
+    parsed = cleanse_omero.parse_omero_output(DRY_RUN_OUTPUT, '/OMERO')
     assert parsed['files'] == ['Pixels/998', 'Pixels/Dir-999/999002_pyramid', 'Pixels/Dir-999/.999998_pyramid.pyr_lock',
                                'Pixels/Dir-001/Dir-000/.1000001_pyramid475097996752665461.tmp', 'Files/998']
     assert parsed['id_dirs'] == ['Files/Dir-001/1500']
@@ -354,7 +361,7 @@ def test_real_run_output_reports_managed_dirs_and_errors():
             "[Errno 13] Permission denied: '/OMERO/Pixels/998'\n"
             "Removing empty directories from...\n /OMERO/ManagedRepository\n"
             "Removing /OMERO/ManagedRepository/user-1_2/2023-03/01/\n")
-    parsed = cleanse.parse_omero_output(text, '/OMERO/')
+    parsed = cleanse_omero.parse_omero_output(text, '/OMERO/')
     assert parsed['managed_dirs'] == ['ManagedRepository/user-1_2/2023-03/01/']
     assert parsed['other'] == ["[Errno 13] Permission denied: '/OMERO/Pixels/998'"]
     assert parsed['files'] == []
@@ -379,7 +386,7 @@ def test_entry_ids_of_whole_directories():
 
 def _hold_datadir_lock(path):
     """Another process holding the data dir lock file ``path`` until killed (as a datadir run would)."""
-    collections = cleanse.__file__.partition(os.sep + 'ansible_collections' + os.sep)[0]
+    collections = cleanse_run.__file__.partition(os.sep + 'ansible_collections' + os.sep)[0]
     holder = ('import sys\nsys.path.insert(0, sys.argv[2])\n'
               'from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock\n'
               'lock = ExclusiveLock(sys.argv[1], "test holder").acquire()\n'
@@ -409,19 +416,19 @@ def test_a_held_data_dir_lock_refuses_and_removes_nothing(tmp_path):
     try:
         for backend in ('database', 'omero'):
             with pytest.raises(OmeroBackupError) as error:
-                cleanse.cleanse(dict(params, backend=backend), runner=None, check_mode=False)
+                cleanse_run.cleanse(dict(params, backend=backend), runner=None, check_mode=False)
             message = str(error.value)
             assert 'already running' in message and 'pid %d' % holder.pid in message and 'Nothing was removed' in message
         # Check mode takes no lock: it goes on to the database, which is not there.
-        with pytest.raises(cleanse.CleanseRefused, match='unreachable') as refused:
-            cleanse.cleanse(params, runner=None, check_mode=True)
+        with pytest.raises(cleanse_options.CleanseRefused, match='unreachable') as refused:
+            cleanse_run.cleanse(params, runner=None, check_mode=True)
         assert refused.value.result['lock'] is None
     finally:
         holder.kill()
         holder.wait()
     assert os.path.exists(orphan)
-    with pytest.raises(cleanse.CleanseRefused, match='unreachable') as refused:
-        cleanse.cleanse(params, runner=None, check_mode=False)
+    with pytest.raises(cleanse_options.CleanseRefused, match='unreachable') as refused:
+        cleanse_run.cleanse(params, runner=None, check_mode=False)
     assert refused.value.result['lock'] == datadir_lock_path(datadir, str(tmp_path))
     assert os.path.exists(orphan)
 
@@ -478,27 +485,27 @@ def test_quarantine_undo_restores_owner_mode_and_mtime_of_nobodys_tree(tmp_path)
     for relpath in ('Pixels', 'Pixels/Dir-002/Dir-345', 'Files/Dir-001'):
         assert _tree_state(quarantine)[relpath][1:] == before[relpath][1:]
     params = {'datadir': datadir, 'quarantine_dir': quarantine, 'max_listed': 100}
-    checked = cleanse.restore_quarantine(params, check_mode=True)
+    checked = cleanse_run.restore_quarantine(params, check_mode=True)
     assert checked['changed'] and checked['restored'] == 0
     assert sorted(checked['listed']) == ['Files/998', 'Files/Dir-001/1001', 'Pixels/Dir-002/Dir-345/2345678',
                                          'Pixels/Dir-999/999002_pyramid']
-    restored = cleanse.restore_quarantine(params, check_mode=False)
+    restored = cleanse_run.restore_quarantine(params, check_mode=False)
     assert restored['errors'] == [] and restored['restored'] == 4
     assert _tree_state(datadir) == before
     assert os.listdir(quarantine) == []
-    again = cleanse.restore_quarantine(params, check_mode=False)
+    again = cleanse_run.restore_quarantine(params, check_mode=False)
     assert not again['changed'] and again['restored'] == 0
 
 
 def test_spool_and_report_keep_names_with_newlines_tabs_and_undecodable_bytes(tmp_path):
     names = ['Pixels/.1001_pyramid\udcff.tmp', 'Pixels/.1002_pyramid\n.tmp', 'Pixels/.1003_pyramid\t x.tmp',
              u'Pixels/.1004_pyramid\u00e9.tmp']
-    spool = cleanse._open_spool()
+    spool = cleanse_results.open_spool()
     for number, relpath in enumerate(names):
-        cleanse._spool_write(spool, relpath, number, 1001 + number)
-    assert list(cleanse._spool_read(spool)) == [(relpath, number, 1001 + number) for number, relpath in enumerate(names)]
+        cleanse_results.spool_write(spool, relpath, number, 1001 + number)
+    assert list(cleanse_results.spool_read(spool)) == [(relpath, number, 1001 + number) for number, relpath in enumerate(names)]
     report = str(tmp_path / 'report.tsv')
-    cleanse._write_report(report, spool, {'check_mode': True})
+    cleanse_results.write_report(report, spool, {'check_mode': True})
     with open(report, 'rb') as handle:
         lines = handle.read().decode('utf-8').splitlines()
     assert [line.split('\t')[0] for line in lines] == ['Pixels/.1001_pyramid\\xff.tmp', 'Pixels/.1002_pyramid\\n.tmp',
@@ -523,7 +530,7 @@ def test_a_quarantine_dir_another_user_controls_is_refused_before_anything_is_re
             os.chown(quarantine, pwd.getpwnam('nobody').pw_uid, -1)
         expected = 'owned by uid' if planted == 'nobodys_dir' else 'must be 0700'
     with pytest.raises(OmeroBackupError, match=expected):
-        cleanse._check_quarantine_dir(datadir, quarantine, ['Files'])
+        cleanse_remove.check_quarantine_dir(datadir, quarantine, ['Files'])
     assert os.path.exists(source)
 
 
@@ -543,7 +550,7 @@ def test_an_orphan_with_another_hard_link_quarantines_and_comes_back(tmp_path):
     os.link(source, str(tmp_path / 'elsewhere'))  # e.g. an in-place import's hard link
     before = _tree_state(datadir)
     assert _cleanse_without_database(datadir, [], quarantine, subdirs=['Files'])['removed'] == 1
-    restored = cleanse.restore_quarantine({'datadir': datadir, 'quarantine_dir': quarantine}, check_mode=False)
+    restored = cleanse_run.restore_quarantine({'datadir': datadir, 'quarantine_dir': quarantine}, check_mode=False)
     assert restored['restored'] == 1 and restored['errors'] == []
     assert _tree_state(datadir) == before
     assert os.stat(source).st_nlink == 2
