@@ -101,7 +101,7 @@ def kill_tree(root):
     """SIGKILL root and all its descendants (ansible-playbook, its worker, the module, rdiff-backup): frozen first
     with SIGSTOP, so none finishes its work or forks between the look and the kill, as after a power cut."""
     seen = []
-    for _ in range(3):
+    for _round in range(3):
         for pid in process_tree(root):
             if pid not in seen:
                 seen.append(pid)

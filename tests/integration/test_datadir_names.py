@@ -18,7 +18,7 @@ import pytest
 
 from helpers.ansible import run_module
 from test_datadir_local import MARKER, excluded
-from test_datadir_remote import backup_host, ssh_args  # noqa: F401  (backup_host is a fixture)
+from test_datadir_remote import backup_host, ssh_args  # noqa: F401  pylint: disable=unused-import  (backup_host is a fixture)
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 

@@ -123,7 +123,7 @@ def restored(sandbox, scratch, tmp_path):
 
 
 def assert_no_side_databases(sandbox, db):
-    assert [name for name in databases(sandbox, db + '_omero_backup_%')] == []
+    assert list(databases(sandbox, db + '_omero_backup_%')) == []
 
 
 # ------------------------------------------------------------------ item 5: the old database survives every failure

@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from helpers.ansible import REPO_ROOT, VENV_BIN, ansible_env, run_module
-from test_logs import omerodir  # noqa: F401  (omerodir is a fixture)
+from test_logs import omerodir  # noqa: F401  pylint: disable=unused-import  (omerodir is a fixture)
 
 DAY = 86400
 OLD = time.time() - 40 * DAY

@@ -175,7 +175,7 @@ def test_a_planted_old_staging_dir_and_a_swapping_attacker_get_nothing_restored(
         assert db_uuid == description['db_uuid']
         # Nothing of the run went through nobody's directory.
         assert os.path.isdir(os.path.join(OLD_FIXED_STAGING, 'database'))
-        assert [name for name in os.listdir(os.path.join(OLD_FIXED_STAGING, 'database'))] == []
+        assert os.listdir(os.path.join(OLD_FIXED_STAGING, 'database')) == []
     finally:
         if swapper is not None:
             subprocess.run(['pkill', '-KILL', '-P', str(swapper.pid)], check=False)
