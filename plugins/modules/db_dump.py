@@ -47,6 +47,14 @@ notes:
   - A dump taken while OMERO.server runs may be inconsistent across tables written in separate transactions; stopping
     the server is safest (record it with O(server_stopped)).
 options:
+  engine:
+    description:
+      - The tool that backs up the database. V(pg_dump) is the only one today.
+      - This is the seam where another engine plugs in (pgBackRest with continuous WAL archiving, issue 15); the roles
+        will only pass the name on (C(omero_backup_db_engine)).
+    type: str
+    choices: [pg_dump]
+    default: pg_dump
   db:
     description:
       - Name of the OMERO database (C(omero_server_dbname) in C(ome.omero_server)).
@@ -244,44 +252,17 @@ dest_created:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
-from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
-from ansible_collections.omero.backup.plugins.module_utils.glue import report_results_as_given
-from ansible_collections.omero.backup.plugins.module_utils.db_dump import dump
-from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import PostgresError, postgres_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
+from ansible_collections.omero.backup.plugins.module_utils.db_dump import dump, dump_argument_spec
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import PostgresError
 
 
 def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
-        db=dict(type='str', default='omero'),
-        dest=dict(type='path', required=True),
-        format=dict(type='str', choices=['custom', 'directory'], default='custom'),
-        jobs=dict(type='int', default=1),
-        compress=dict(type='str'),
-        globals=dict(type='bool', default=True),
-        min_size=dict(type='int', default=4096),
-        server_stopped=dict(type='bool', default=False),
-        skip_if_newer_than=dict(type='str'),
-        min_keep=dict(type='int', default=1),
-        keep=dict(type='int'),
-        max_age=dict(type='str'),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        pg_bindir=dict(type='path'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dump_argument_spec(), supports_check_mode=True)
     check_params(module, jobs=['jobs'])
-    # For a directory dump a stat() of RV(path) would report 4096 bytes, not the dump.
-    report_results_as_given(module)
-    try:
-        result = dump(module.params, module_runner(module), check_mode=module.check_mode)
-    except (OmeroBackupError, PostgresError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_step(module, dump, module.params, module_runner(module), check_mode=module.check_mode, errors=(PostgresError,))
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
 from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore  # noqa: E402
-from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_sql  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_files, pg_dump_sql  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner  # noqa: E402
 
 
@@ -233,7 +233,7 @@ def test_truncated_and_bit_flipped_dumps_fail_verification_and_leave_the_target_
         damaged[kind] = copy
         # The read-through db_dump runs before publishing catches both (pg_restore --list would not).
         with pytest.raises(db_dump.DbDumpError, match='failed its read-through'):
-            db_dump.read_through(subprocess_runner, {}, copy, 'custom')
+            pg_dump_files.read_through(subprocess_runner, {}, copy, 'custom')
         refused = run_module('db_restore', restore_args(sandbox, copy, 'restored_bad'))
         assert refused['failed'] and 'does not match its manifest' in refused['msg'], refused.get('msg')
         assert not exists(sandbox, 'database', 'restored_bad')

@@ -13,8 +13,12 @@ import time
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils import db_dump
+from ansible_collections.omero.backup.plugins.module_utils import dumps as store
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import TEMP_PREFIX
 from ansible_collections.omero.backup.plugins.module_utils.db_dump import DbDumpError
+from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump_files
+from ansible_collections.omero.backup.plugins.module_utils.engines.pg_dump import PgDumpEngine
+from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 
 
 def _params(**overrides):
@@ -26,12 +30,12 @@ def _params(**overrides):
 
 
 def test_dump_names_round_trip():
-    assert db_dump.dump_name('omero', '2026-11-26T083000Z', 'custom') == 'omero.2026-11-26T083000Z.pg_dump'
-    assert db_dump.parse_dump_name('omero.2026-11-26T083000Z.pg_dump.d') == ('omero', '2026-11-26T083000Z', 'directory')
-    assert db_dump.parse_dump_name('my.db.2026-11-26T083000Z.pg_dump') == ('my.db', '2026-11-26T083000Z', 'custom')
+    assert store.dump_name('omero', '2026-11-26T083000Z', 'custom') == 'omero.2026-11-26T083000Z.pg_dump'
+    assert store.parse_dump_name('omero.2026-11-26T083000Z.pg_dump.d') == ('omero', '2026-11-26T083000Z', 'directory')
+    assert store.parse_dump_name('my.db.2026-11-26T083000Z.pg_dump') == ('my.db', '2026-11-26T083000Z', 'custom')
     for other in ('omero.2026-11-26T083000Z.roles.sql', 'omero.2026-11-26T083000Z.pg_dump.manifest.json',
                   TEMP_PREFIX + 'omero.2026-11-26T083000Z.pg_dump.abc', 'omero.pg_dump'):
-        assert db_dump.parse_dump_name(other) is None
+        assert store.parse_dump_name(other) is None
 
 
 @pytest.mark.parametrize('compress, major, expected', [
@@ -39,19 +43,19 @@ def test_dump_names_round_trip():
     ('zstd', 16, 'zstd'), ('zstd:5', 17, 'zstd:5'), ('lz4', 16, 'lz4'), ('none', 16, 'none'), ('gzip:3', 16, 'gzip:3'),
 ])
 def test_compress_argument(compress, major, expected):
-    assert db_dump.compress_argument(compress, major) == expected
+    assert pg_dump_files.compress_argument(compress, major) == expected
 
 
 @pytest.mark.parametrize('compress', ['zstd', 'lz4:3'])
 def test_zstd_and_lz4_refused_on_a_15_client(compress):
     with pytest.raises(DbDumpError, match='needs a PostgreSQL 16 or newer pg_dump; this client is 15'):
-        db_dump.compress_argument(compress, 15)
+        pg_dump_files.compress_argument(compress, 15)
 
 
 @pytest.mark.parametrize('compress', ['brotli', 'gzip:12', 'zstd:fast'])
 def test_bad_compress_values(compress):
     with pytest.raises(DbDumpError):
-        db_dump.compress_argument(compress, 16)
+        pg_dump_files.compress_argument(compress, 16)
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -68,15 +72,15 @@ def test_validate_refuses_bad_input(overrides, message):
 
 
 def test_scrub_hides_the_password():
-    assert 's3cret' not in db_dump.scrub('FATAL: password s3cret rejected', _params())
+    assert 's3cret' not in postgres.scrub('FATAL: password s3cret rejected', _params())
 
 
 def _stamp(days_ago, now):
-    return time.strftime(db_dump.STAMP_FORMAT, time.gmtime(now - days_ago * 86400))
+    return time.strftime(store.STAMP_FORMAT, time.gmtime(now - days_ago * 86400))
 
 
 def _fake_dump(dest, stamp, complete=True, fmt='custom', db='omero'):
-    path = os.path.join(str(dest), db_dump.dump_name(db, stamp, fmt))
+    path = os.path.join(str(dest), store.dump_name(db, stamp, fmt))
     if fmt == 'directory':
         os.mkdir(path)
         with open(os.path.join(path, 'toc.dat'), 'w') as handle:
@@ -84,32 +88,32 @@ def _fake_dump(dest, stamp, complete=True, fmt='custom', db='omero'):
     else:
         with open(path, 'w') as handle:
             handle.write('x')
-    with open(os.path.join(str(dest), db_dump.roles_name(db, stamp)), 'w') as handle:
+    with open(os.path.join(str(dest), store.roles_name(db, stamp)), 'w') as handle:
         handle.write('roles')
     if complete is not None:
         with open(path + '.manifest.json', 'w') as handle:
-            json.dump({'complete': complete, 'finished_epoch': db_dump.stamp_epoch(stamp)}, handle)
+            json.dump({'complete': complete, 'finished_epoch': store.stamp_epoch(stamp)}, handle)
     return path
 
 
 def test_retention_keeps_min_keep_and_drops_old_and_surplus(tmp_path):
     now = time.time()
     paths = [_fake_dump(tmp_path, _stamp(days, now)) for days in (0, 1, 2, 3, 40)]
-    dumps = db_dump.list_dumps(str(tmp_path), 'omero')
+    dumps = store.list_dumps(str(tmp_path), 'omero')
     assert [item['path'] for item in dumps] == paths
-    drop, leftovers = db_dump.plan_retention(dumps, min_keep=2, keep=4, max_age=30 * 86400, now=now)
+    drop, leftovers = store.plan_retention(dumps, min_keep=2, keep=4, max_age=30 * 86400, now=now)
     assert [item['path'] for item in drop] == [paths[4]]
     assert leftovers == []
-    drop, leftovers = db_dump.plan_retention(dumps, min_keep=2, keep=2, now=now)
+    drop, leftovers = store.plan_retention(dumps, min_keep=2, keep=2, now=now)
     assert [item['path'] for item in drop] == paths[2:]
-    drop, leftovers = db_dump.plan_retention(dumps, min_keep=1, max_age=0.5 * 86400, now=now)
+    drop, leftovers = store.plan_retention(dumps, min_keep=1, max_age=0.5 * 86400, now=now)
     assert [item['path'] for item in drop] == paths[1:]
 
 
 def test_retention_never_removes_the_last_complete_dump(tmp_path):
     now = time.time()
     only = _fake_dump(tmp_path, _stamp(400, now))
-    drop, leftovers = db_dump.plan_retention(db_dump.list_dumps(str(tmp_path)), min_keep=0, keep=0, max_age=1, now=now)
+    drop, leftovers = store.plan_retention(store.list_dumps(str(tmp_path)), min_keep=0, keep=0, max_age=1, now=now)
     assert drop == [] and leftovers == []
     assert os.path.exists(only)
 
@@ -120,7 +124,7 @@ def test_incomplete_dumps_are_leftovers_only_when_older_than_the_newest_complete
     no_manifest = _fake_dump(tmp_path, _stamp(2, now), complete=None)
     complete = _fake_dump(tmp_path, _stamp(1, now))
     newer_incomplete = _fake_dump(tmp_path, _stamp(0, now), complete=False)
-    drop, leftovers = db_dump.plan_retention(db_dump.list_dumps(str(tmp_path)), min_keep=1, now=now)
+    drop, leftovers = store.plan_retention(store.list_dumps(str(tmp_path)), min_keep=1, now=now)
     assert drop == []
     assert sorted(item['path'] for item in leftovers) == sorted([old_incomplete, no_manifest])
     assert complete and newer_incomplete
@@ -136,9 +140,9 @@ def test_prune_removes_dump_manifest_roles_and_dead_temporaries(tmp_path):
     unrelated_temp = tmp_path / (TEMP_PREFIX + 'config.xml.y')
     unrelated_temp.write_text('not ours')
     params = _params(dest=str(tmp_path), keep=1)
-    would = db_dump.prune(str(tmp_path), 'omero', params, check_mode=True)
+    would = PgDumpEngine(None).retention(db_dump.DumpOptions.from_params(params), check_mode=True).removed
     assert os.path.exists(old) and temp.exists()
-    removed = db_dump.prune(str(tmp_path), 'omero', params, check_mode=False)
+    removed = PgDumpEngine(None).retention(db_dump.DumpOptions.from_params(params), check_mode=False).removed
     assert removed == would
     assert set(removed) == {old, old + '.manifest.json', old.replace('.pg_dump.d', '.roles.sql'), str(temp)}
     assert removed[0] == old + '.manifest.json'  # manifest first: an interrupted prune leaves no dump that looks complete
@@ -151,12 +155,12 @@ def test_tree_digest_is_the_sha256sum_listing():
     import hashlib
     entries = [{'path': 'toc.dat', 'sha256': 'b' * 64}, {'path': '3001.dat.gz', 'sha256': 'a' * 64}]
     listing = 'a' * 64 + '  3001.dat.gz\n' + 'b' * 64 + '  toc.dat\n'
-    assert db_dump.tree_digest(entries) == hashlib.sha256(listing.encode()).hexdigest()
+    assert store.tree_digest(entries) == hashlib.sha256(listing.encode()).hexdigest()
 
 
 def test_tool_path_uses_pg_bindir():
-    assert db_dump.tool_path(_params(pg_bindir='/usr/lib/postgresql/16/bin'), 'pg_dump') == '/usr/lib/postgresql/16/bin/pg_dump'
-    assert db_dump.tool_path(_params(), 'pg_dump') == 'pg_dump'
+    assert postgres.tool_path(_params(pg_bindir='/usr/lib/postgresql/16/bin'), 'pg_dump') == '/usr/lib/postgresql/16/bin/pg_dump'
+    assert postgres.tool_path(_params(), 'pg_dump') == 'pg_dump'
 
 
 def test_dest_with_missing_parent_is_refused_before_anything(tmp_path):

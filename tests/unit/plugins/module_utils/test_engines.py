@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import db_restore
+from ansible_collections.omero.backup.plugins.module_utils import db_dump, db_restore
 from ansible_collections.omero.backup.plugins.module_utils.datadir import common as datadir_common
 from ansible_collections.omero.backup.plugins.module_utils.engines import base
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import (
@@ -48,9 +48,9 @@ def test_an_unknown_engine_is_a_clear_error(kind, name, message):
 
 def test_the_modules_offer_exactly_the_engines_the_factory_knows():
     assert engine_names(DATADIR) == sorted(datadir_common.ENGINES) == ['rdiff-backup']
-    assert engine_names(DATABASE) == sorted(db_restore.ENGINES) == ['pg_dump']
+    assert engine_names(DATABASE) == sorted(db_restore.ENGINES) == sorted(db_dump.ENGINES) == ['pg_dump']
     for spec in (datadir_common.backup_argument_spec(), datadir_common.restore_argument_spec(),
-                 db_restore.restore_argument_spec()):
+                 db_dump.dump_argument_spec(), db_restore.restore_argument_spec()):
         assert spec['engine']['default'] in spec['engine']['choices']
 
 

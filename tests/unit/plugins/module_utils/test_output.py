@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 
-from ansible_collections.omero.backup.plugins.module_utils.db_dump import scrub
+from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import scrub
 from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Outcome
 
