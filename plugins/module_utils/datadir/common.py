@@ -93,7 +93,8 @@ class Options(object):
         self.connection = dict((name, values[name]) for name in postgres_argument_spec() if name in values)
 
     def engine_settings(self):
-        """What the chosen engine is built with."""
+        """What the chosen engine is built with: rdiff-backup's executables and ssh (restic, issue 14, adds its
+        repository and password settings here, chosen by ``engine``)."""
         return dict(executable=self.rdiff_backup, remote_executable=self.remote_rdiff_backup, ssh_user=self.ssh_user,
                     ssh_key=self.ssh_key, ssh_port=self.ssh_port, ssh_options=self.ssh_options)
 

@@ -263,7 +263,7 @@ class DatabaseEngine(Engine):
 
     @abc.abstractmethod
     def list(self, options):
-        """The points (dumps, backups) of ``options.db`` in ``options.dest``, newest first."""
+        """The points (dumps, backups) of ``options.db``, oldest first (``Point.complete`` says which may be restored)."""
 
     @abc.abstractmethod
     def backup(self, options, check_mode=False):

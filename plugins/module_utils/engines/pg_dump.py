@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The pg_dump engine of the database: a DatabaseEngine over pg_dump, pg_dumpall, pg_restore and vacuumdb.
 
-Its points are the dumps in a directory (engines/pg_dump_files.py), a backup is one dump published only once read
+Its points are the dumps in a directory (dumps.py), a backup is one dump published only once read
 back in full (pg_dump_write.py), retention removes dumps but never the newest complete one, a verify is the
 manifest's sha256s plus a full read-through, and a restore is pg_restore into a database made for it, or swapped
 in for a non-empty one (pg_dump_restore.py, pg_dump_replace.py). pgBackRest (issue 15) is the next

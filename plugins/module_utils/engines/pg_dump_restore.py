@@ -13,7 +13,7 @@ target database carries a comment that says whether it holds a complete restore 
 sha256=...``) or not, and whether its ANALYZE is still to run, which also makes a second run with the same dump
 ``changed=false``. ``state=absent`` drops a database db_restore made.
 
-``options`` is the db_restore step's options object (``pg``: the PostgreSQL settings tools/postgres reads).
+``options`` is the db_restore step's options object (``connection``: the settings tools/postgres reads).
 """
 
 from __future__ import (absolute_import, division, print_function)
