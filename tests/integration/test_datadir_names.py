@@ -18,7 +18,8 @@ import pytest
 
 from helpers.ansible import run_module
 from test_datadir_local import MARKER, excluded
-from test_datadir_remote import backup_host, ssh_args  # noqa: F401  pylint: disable=unused-import  (backup_host is a fixture)
+# backup_host is a fixture: pytest uses it by its name.
+from test_datadir_remote import backup_host, ssh_args  # noqa: F401 pylint: disable=unused-import
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 

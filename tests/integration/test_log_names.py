@@ -14,7 +14,8 @@ import subprocess
 import time
 
 from helpers.ansible import REPO_ROOT, VENV_BIN, ansible_env, run_module
-from test_logs import omerodir  # noqa: F401  pylint: disable=unused-import  (omerodir is a fixture)
+# omerodir is a fixture: pytest uses it by its name.
+from test_logs import omerodir  # noqa: F401 pylint: disable=unused-import
 
 DAY = 86400
 OLD = time.time() - 40 * DAY
