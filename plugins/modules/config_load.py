@@ -182,7 +182,9 @@ from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, omero_cli_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.omero_config import MANAGED_CONFIG_FILE, OmeroConfig, load
+from ansible_collections.omero.backup.plugins.module_utils.config.cli import OmeroConfig
+from ansible_collections.omero.backup.plugins.module_utils.config.load import load
+from ansible_collections.omero.backup.plugins.module_utils.config.props import MANAGED_CONFIG_FILE
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 

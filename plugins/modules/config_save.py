@@ -170,7 +170,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import module_runner
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli, omero_cli_argument_spec
-from ansible_collections.omero.backup.plugins.module_utils.omero_config import DEFAULT_DEST, OmeroConfig, save
+from ansible_collections.omero.backup.plugins.module_utils.config.cli import OmeroConfig
+from ansible_collections.omero.backup.plugins.module_utils.config.props import DEFAULT_DEST
+from ansible_collections.omero.backup.plugins.module_utils.config.save import save
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 
 

@@ -148,23 +148,13 @@ names_b64:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
-from ansible_collections.omero.backup.plugins.module_utils.omero_logs import relocate
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
+from ansible_collections.omero.backup.plugins.module_utils.logs.relocate import argument_spec, relocate
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path', required=True),
-            omerodir=dict(type='path', default='/opt/omero/server/OMERO.server'),
-            datadir=dict(type='path', default='/OMERO'),
-            user=dict(type='str', default='omero-server'),
-            mode=dict(type='str', default='0750'),
-            move_logs=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_params(module, relative_to={'path': 'omerodir'})
     run_step(module, relocate, module.params, check_mode=module.check_mode, errors=(OSError, ValueError))
 

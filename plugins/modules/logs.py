@@ -183,23 +183,13 @@ names_b64:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
-from ansible_collections.omero.backup.plugins.module_utils.omero_logs import housekeeping
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
+from ansible_collections.omero.backup.plugins.module_utils.logs.housekeeping import argument_spec, housekeeping
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path'),
-            omerodir=dict(type='path', default='/opt/omero/server/OMERO.server'),
-            datadir=dict(type='path', default='/OMERO'),
-            state=dict(type='str', choices=['compressed', 'absent'], default='compressed'),
-            keep=dict(type='int', default=0),
-            older_than=dict(type='str'),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     check_params(module)
     run_step(module, housekeeping, module.params, check_mode=module.check_mode, errors=(OSError,))
 

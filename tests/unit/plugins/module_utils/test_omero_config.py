@@ -16,12 +16,15 @@ import tempfile
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import omero_config
+from ansible_collections.omero.backup.plugins.module_utils.config import cli as config_cli
+from ansible_collections.omero.backup.plugins.module_utils.config import load as config_load
+from ansible_collections.omero.backup.plugins.module_utils.config import props as config_props
+from ansible_collections.omero.backup.plugins.module_utils.config import save as config_save
 from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import OmeroCli
-from ansible_collections.omero.backup.plugins.module_utils.omero_config import (
-    ConfigError, OmeroConfig, compare, masked_keys, masked_view, normalized_config_xml, parse_get_output, parse_saved,
-    render, unloadable_keys)
+from ansible_collections.omero.backup.plugins.module_utils.config.cli import OmeroConfig
+from ansible_collections.omero.backup.plugins.module_utils.config.props import (
+    ConfigError, compare, masked_keys, masked_view, normalized_config_xml, parse_get_output, parse_saved, render, unloadable_keys)
 
 OMERO = '/var/cache/omero-backup/venv/bin/omero'
 USER = 'omero-server'
@@ -43,7 +46,7 @@ needs_cli = pytest.mark.skipif(not _have_cli(), reason='needs root, the omero-se
     ('omero.db.passive', False), ('omero.db.user', False), ('omero.pass.word', False),
 ])
 def test_password_keys_follow_the_cli_rule(key, secret):
-    assert omero_config.is_password_key(key) is secret
+    assert config_props.is_password_key(key) is secret
 
 
 def test_parse_saved_reads_files_like_config_load():
@@ -103,11 +106,11 @@ def test_normalized_config_xml_ignores_only_the_generation_time():
     ({'omero_server': '5.6.9', 'omero_py': '5.23.0'}, {'omero_server': None, 'omero_py': '5.23.0'}, True),
 ])
 def test_version_mismatch(recorded, installed, refused):
-    assert bool(omero_config._version_mismatch(recorded, installed)) is refused
+    assert bool(config_cli.version_mismatch(recorded, installed)) is refused
 
 
 def test_managed_config_lines_are_shell_quoted_for_omero_load():
-    text = omero_config.managed_config_text({'omero.db.pass': "it's $secret", 'omero.a': 'x y'}, '/b/omero.config')
+    text = config_load.managed_config_text({'omero.db.pass': "it's $secret", 'omero.a': 'x y'}, '/b/omero.config')
     lines = [line for line in text.splitlines() if not line.startswith('#')]
     assert lines == ["config set -- omero.a 'x y'", "config set -- omero.db.pass 'it'\"'\"'s $secret'"]
 
@@ -145,22 +148,22 @@ def test_save_load_round_trip_through_the_real_cli(omerodir, tmp_path):
     assert original['omero.db.pass'] == 'S3cr=t #pass\'"$HOME'
     assert versions['omero_py']
     dest = str(tmp_path / 'backup' / 'omero.config')
-    saved = omero_config.save(config, dest)
+    saved = config_save.save(config, dest)
     assert saved['changed'] and saved['key_count'] == 4 and saved['size'] == os.path.getsize(dest)
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(dest + '.xml').st_mode) == 0o600
     manifest = json.load(open(dest + '.manifest.json'))
     assert manifest['complete'] is True and manifest['omero_py_version'] == versions['omero_py']
     assert 'S3cr=t' not in json.dumps(saved)
-    assert omero_config.save(config, dest)['changed'] is False
+    assert config_save.save(config, dest)['changed'] is False
 
     _set(config, 'config drop default\n')
-    loaded = omero_config.load(config, dest, mode='merge')
+    loaded = config_load.load(config, dest, mode='merge')
     assert loaded['changed'] and loaded['keys_added'] == sorted(original)  # load() reads the profile back itself
-    assert omero_config.load(config, dest, mode='merge')['changed'] is False
+    assert config_load.load(config, dest, mode='merge')['changed'] is False
 
     _set(config, "config set -- omero.db.pass other\nconfig set -- omero.extra 1\n")
-    replaced = omero_config.load(config, dest, mode='replace')
+    replaced = config_load.load(config, dest, mode='replace')
     assert replaced['keys_changed'] == ['omero.db.pass'] and replaced['keys_removed'] == ['omero.extra']
     assert config.read()[0] == original
 
@@ -172,9 +175,9 @@ def test_multiline_value_is_refused_unless_config_xml_is_relied_on(omerodir, tmp
     config.cli.run('config', 'set', 'omero.ml', 'l1\nomero.zz=l2')
     config.cli.run('config', 'set', 'omero.a', '1')
     with pytest.raises(ConfigError) as error:
-        omero_config.save(config, dest)
+        config_save.save(config, dest)
     assert 'omero.ml' in str(error.value) and not os.path.exists(dest)
-    result = omero_config.save(config, dest, rely_on_config_xml=True)
+    result = config_save.save(config, dest, rely_on_config_xml=True)
     assert result['unloadable_keys'] == ['omero.ml']
     assert parse_saved(open(dest).read()) == {'omero.a': '1'}
     assert b'value="l1&#10;omero.zz=l2"' in open(dest + '.xml', 'rb').read()
@@ -183,10 +186,10 @@ def test_multiline_value_is_refused_unless_config_xml_is_relied_on(omerodir, tmp
 @needs_cli
 def test_missing_omerodir_and_missing_config_xml_are_clear_errors(tmp_path, omerodir):
     with pytest.raises(ConfigError) as error:
-        omero_config.save(_config(str(tmp_path / 'nowhere')), str(tmp_path / 'c'))
+        config_save.save(_config(str(tmp_path / 'nowhere')), str(tmp_path / 'c'))
     assert 'OMERODIR' in str(error.value) and 'does not exist' in str(error.value)
     with pytest.raises(ConfigError) as error:
-        omero_config.save(_config(omerodir), str(tmp_path / 'c'))
+        config_save.save(_config(omerodir), str(tmp_path / 'c'))
     assert 'config.xml does not exist' in str(error.value)
     assert not os.path.exists(os.path.join(omerodir, 'etc', 'grid', 'config.xml'))
 
@@ -211,11 +214,11 @@ def test_a_held_config_lock_is_reported_as_locked(omerodir):
         user = pwd.getpwnam(USER)
         os.chown(lock_path, user.pw_uid, user.pw_gid)
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(omero_config.ConfigLocked) as error:
+        with pytest.raises(config_props.ConfigLocked) as error:
             config.read()
     assert 'config is locked' in str(error.value)
     os.chown(lock_path, 0, 0)
-    with pytest.raises(omero_config.ConfigLocked) as error:
+    with pytest.raises(config_props.ConfigLocked) as error:
         config.read()
     assert 'not writable by omero-server' in str(error.value)
 
@@ -238,28 +241,28 @@ def _saved_file(tmp_path, text, manifest=None):
 def test_load_refuses_a_masked_file_even_with_force(tmp_path):
     src = _saved_file(tmp_path, 'omero.db.name=omero\nomero.db.pass=********\n')
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_unreached_config(), src, force=True)
+        config_load.load(_unreached_config(), src, force=True)
     assert 'masked' in str(error.value) and 'omero.db.pass' in str(error.value)
 
 
 def test_load_refuses_without_manifest_and_on_a_changed_or_incomplete_backup(tmp_path):
     src = _saved_file(tmp_path, 'omero.db.name=omero\n')
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_unreached_config(), src)
+        config_load.load(_unreached_config(), src)
     assert 'no manifest' in str(error.value) and 'force' in str(error.value)
     _saved_file(tmp_path, 'omero.db.name=omero\n', {'complete': True, 'files': [{'path': 'omero.config', 'sha256': '0' * 64}]})
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_unreached_config(), src)
+        config_load.load(_unreached_config(), src)
     assert 'changed after the backup' in str(error.value)
     _saved_file(tmp_path, 'omero.db.name=omero\n', {'complete': False, 'files': []})
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_unreached_config(), src)
+        config_load.load(_unreached_config(), src)
     assert 'not complete' in str(error.value)
 
 
 def test_load_of_an_unreadable_file_names_it(tmp_path):
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_unreached_config(), str(tmp_path / 'absent.config'))
+        config_load.load(_unreached_config(), str(tmp_path / 'absent.config'))
     assert 'cannot read saved config' in str(error.value) and 'absent.config' in str(error.value)
 
 
@@ -268,7 +271,7 @@ def test_save_refuses_a_profile_that_already_holds_the_mask(omerodir, tmp_path):
     config = _config(omerodir)
     _set(config, "config set -- omero.db.pass '********'\n")
     with pytest.raises(ConfigError) as error:
-        omero_config.save(config, str(tmp_path / 'omero.config'))
+        config_save.save(config, str(tmp_path / 'omero.config'))
     assert 'omero.db.pass' in str(error.value) and not os.path.exists(str(tmp_path / 'omero.config'))
 
 
@@ -276,7 +279,7 @@ def _saved_with_manifest(config, tmp_path, script):
     """A saved file with its manifest, taken from a scratch OMERODIR's profile by save() itself."""
     _set(config, script)
     dest = str(tmp_path / 'backup' / 'omero.config')
-    omero_config.save(config, dest)
+    config_save.save(config, dest)
     return dest, config.read()[0]
 
 
@@ -293,17 +296,17 @@ def test_load_into_a_reinstalled_server_without_config_xml(omerodir, tmp_path):
     config_xml = os.path.join(omerodir, 'etc', 'grid', 'config.xml')
     config = _config(omerodir)
 
-    checked = omero_config.load(config, src, mode='replace', check_mode=True)
+    checked = config_load.load(config, src, mode='replace', check_mode=True)
     assert checked['changed'] and checked['keys_added'] == sorted(original) and checked['keys_removed'] == []
     assert checked['diff']['before'] == '' and 'omero.db.pass=********\n' in checked['diff']['after']
     assert config_xml in checked['diff']['before_header'] and 'S3cret' not in json.dumps(checked)
     assert os.listdir(os.path.join(omerodir, 'etc', 'grid')) == []
 
-    loaded = omero_config.load(config, src, mode='replace')
+    loaded = config_load.load(config, src, mode='replace')
     assert loaded['changed'] and loaded['keys_added'] == sorted(original)
     assert os.stat(config_xml).st_uid == pwd.getpwnam(USER).pw_uid
     assert config.read()[0] == original
-    assert omero_config.load(config, src, mode='replace')['changed'] is False
+    assert config_load.load(config, src, mode='replace')['changed'] is False
 
 
 @needs_cli
@@ -312,12 +315,12 @@ def test_missing_config_xml_needs_a_grid_dir_the_omero_user_can_create(omerodir,
     shutil.rmtree(os.path.join(omerodir, 'etc'))
     os.chown(omerodir, 0, 0)  # root's 0755: omero-server cannot create etc/ there
     with pytest.raises(ConfigError) as error:
-        omero_config.load(_config(omerodir), src, force=True)
+        config_load.load(_config(omerodir), src, force=True)
     assert 'config.xml does not exist' in str(error.value) and 'not writable by omero-server' in str(error.value)
     assert os.listdir(omerodir) == []
 
     os.chown(omerodir, pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
-    loaded = omero_config.load(_config(omerodir), src, force=True)
+    loaded = config_load.load(_config(omerodir), src, force=True)
     assert loaded['changed'] and loaded['keys_added'] == ['omero.db.name']
     assert os.path.isfile(os.path.join(omerodir, 'etc', 'grid', 'config.xml'))
 
@@ -326,6 +329,6 @@ def test_load_into_a_missing_omerodir_is_still_a_clear_error(tmp_path):
     src = _saved_file(tmp_path, 'omero.db.name=omero\n')
     config = OmeroConfig(OmeroCli(subprocess_runner, omerodir=str(tmp_path / 'nowhere'), omero_command=OMERO, user=None))
     with pytest.raises(ConfigError) as error:
-        omero_config.load(config, src, force=True)
+        config_load.load(config, src, force=True)
     assert 'OMERODIR %s does not exist' % (tmp_path / 'nowhere') in str(error.value)
     assert not os.path.exists(str(tmp_path / 'nowhere'))

@@ -12,10 +12,13 @@ import time
 
 import pytest
 
-from ansible_collections.omero.backup.plugins.module_utils import omero_logs
-from ansible_collections.omero.backup.plugins.module_utils.omero_logs import (
-    Descriptor, LogsError, configured_log_dir, housekeeping, logs_value_for, plan_housekeeping, refuse_repository_path,
-    relocate, resolve_logs_value, scan_rolled)
+from ansible_collections.omero.backup.plugins.module_utils.logs import descriptor as logs_descriptor
+from ansible_collections.omero.backup.plugins.module_utils.logs import rolled as logs_rolled
+from ansible_collections.omero.backup.plugins.module_utils.logs.descriptor import Descriptor, configured_log_dir, logs_value_for, resolve_logs_value
+from ansible_collections.omero.backup.plugins.module_utils.logs.housekeeping import housekeeping
+from ansible_collections.omero.backup.plugins.module_utils.logs.paths import LogsError, refuse_repository_path
+from ansible_collections.omero.backup.plugins.module_utils.logs.relocate import relocate
+from ansible_collections.omero.backup.plugins.module_utils.logs.rolled import plan_housekeeping, scan_rolled
 
 DAY = 86400
 NOW = time.time()
@@ -242,7 +245,7 @@ def test_compress_with_keep_leaves_exactly_the_expected_files(omerodir):
     assert result['bytes_freed'] > 0
     for original in ('Blitz-0.log.3', 'Blitz-0.log.4'):
         data, mtime = before[original]
-        stamp = omero_logs._stamp(mtime)
+        stamp = logs_rolled.stamp(mtime)
         target = os.path.join(logdir, 'Blitz-0.log.%s.gz' % stamp)
         with gzip.open(target, 'rb') as handle:
             assert handle.read() == data
@@ -288,7 +291,7 @@ def test_interrupted_compression_is_finished_without_duplicate(omerodir):
     original = os.path.join(logdir, 'Processor-0.log.1')
     with open(original, 'rb') as handle:
         data = handle.read()
-    stamp = omero_logs._stamp(os.stat(original).st_mtime)
+    stamp = logs_rolled.stamp(os.stat(original).st_mtime)
     # As if a run stopped after publishing the .gz and before removing the original.
     with gzip.open(os.path.join(logdir, 'Processor-0.log.%s.gz' % stamp), 'wb') as handle:
         handle.write(data)
@@ -304,8 +307,8 @@ def test_file_rolled_between_scan_and_action_is_skipped(omerodir):
     logs = scan_rolled(logdir)
     entry = logs['Processor-0.log'][0]
     _write(entry.path, b'a new generation rolled in\n', 0)
-    assert omero_logs._delete(entry) is not None
-    gz_name, freed, reason = omero_logs.compress(entry)
+    assert logs_rolled.delete(entry) is not None
+    gz_name, freed, reason = logs_rolled.compress(entry)
     assert gz_name is None and reason
     assert os.path.exists(entry.path)
 
@@ -325,7 +328,7 @@ def test_delete_removes_compressed_files_too(omerodir):
     logdir = os.path.join(omerodir, 'var/log')
     housekeeping(_params(omerodir, keep=1), now=NOW)
     housekeeping(_params(omerodir, state='absent', keep=1), now=NOW)
-    rolled = [n for n in _listing(logdir) if omero_logs.ROLLED.match(n)]
+    rolled = [n for n in _listing(logdir) if logs_rolled.ROLLED.match(n)]
     assert sorted(rolled) == ['Blitz-0.log.1', 'Indexer-0.log.1', 'Processor-0.log.1']
     for name in LIVE + ('notes.txt',):
         assert name in _listing(logdir)
@@ -339,7 +342,7 @@ def test_check_mode_changes_nothing(omerodir):
         assert result['changed'] is True
         assert result['logs']['Blitz-0.log']['files'] == ['Blitz-0.log.1', 'Blitz-0.log.2', 'Blitz-0.log.3', 'Blitz-0.log.4']
         assert _snapshot(logdir) == before
-    assert result['bytes_freed'] == sum(len(data) for name, (data, mtime) in before.items() if omero_logs.ROLLED.match(name))
+    assert result['bytes_freed'] == sum(len(data) for name, (data, mtime) in before.items() if logs_rolled.ROLLED.match(name))
     assert 'Blitz-0.log.4\n' in result['diff']['before'] and 'Blitz-0.log.4' not in result['diff']['after']
 
 
@@ -393,7 +396,7 @@ def test_relocate_edits_every_descriptor_and_is_idempotent(omerodir, tmp_path):
     result = relocate(_relocate_params(omerodir, target))
     assert result['changed'] is True and result['created'] is True
     assert result['value'] == target + '/'
-    assert result['descriptors'] == list(omero_logs.DESCRIPTORS)
+    assert result['descriptors'] == list(logs_descriptor.DESCRIPTORS)
     assert oct(os.stat(target).st_mode & 0o777) == oct(0o750)
     for rel in ('etc/grid/default.xml', 'etc/templates/grid/default.xml'):
         assert _read(omerodir, rel) == DESCRIPTOR.replace('value="var/log/"', 'value="%s/"' % target).encode()
@@ -406,11 +409,11 @@ def test_relocate_edits_every_descriptor_and_is_idempotent(omerodir, tmp_path):
 
 def test_relocate_check_mode_and_diff(omerodir, tmp_path):
     target = str(tmp_path / 'omero-logs')
-    before = dict((rel, _read(omerodir, rel)) for rel in omero_logs.DESCRIPTORS)
+    before = dict((rel, _read(omerodir, rel)) for rel in logs_descriptor.DESCRIPTORS)
     result = relocate(_relocate_params(omerodir, target, move_logs=True), check_mode=True)
     assert result['changed'] is True
     assert not os.path.exists(target)
-    assert dict((rel, _read(omerodir, rel)) for rel in omero_logs.DESCRIPTORS) == before
+    assert dict((rel, _read(omerodir, rel)) for rel in logs_descriptor.DESCRIPTORS) == before
     texts = [d for d in result['diff'] if d['before_header'] == 'etc/templates/grid/default.xml']
     assert texts and 'value="var/log/"' in texts[0]['before'] and 'value="%s/"' % target in texts[0]['after']
     assert 'Blitz-0.log' in result['moved'] and 'master.out' not in result['moved']
@@ -420,12 +423,12 @@ def test_relocate_with_malformed_descriptor_changes_nothing(omerodir, tmp_path):
     broken = os.path.join(omerodir, 'etc/grid/windefault.xml')
     with open(broken, 'w') as handle:
         handle.write(WINDOWS_DESCRIPTOR.replace('</application>', ''))
-    before = dict((rel, _read(omerodir, rel)) for rel in omero_logs.DESCRIPTORS)
+    before = dict((rel, _read(omerodir, rel)) for rel in logs_descriptor.DESCRIPTORS)
     logs_before = _snapshot(os.path.join(omerodir, 'var/log'))
     target = str(tmp_path / 'omero-logs')
     with pytest.raises(LogsError, match='etc/grid/windefault.xml is not well-formed XML'):
         relocate(_relocate_params(omerodir, target, move_logs=True))
-    assert dict((rel, _read(omerodir, rel)) for rel in omero_logs.DESCRIPTORS) == before
+    assert dict((rel, _read(omerodir, rel)) for rel in logs_descriptor.DESCRIPTORS) == before
     assert _snapshot(os.path.join(omerodir, 'var/log')) == logs_before
     assert not os.path.exists(target)
 
