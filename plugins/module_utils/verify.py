@@ -94,69 +94,19 @@ def check_files(datadir, relpaths):
 
 def verify(params, conn, datadir, sample=100, expected_schema=None, expected_db_uuid=None):
     """Facts and problems; ``ok`` is true only when no problem was found."""
-    problems = []
     result = {'datadir': datadir, 'db': params.get('db')}
     facts = postgres.omero_facts(conn)
     result.update(facts)
-    db_uuid = facts['db_uuid']
-
-    if not os.path.isdir(datadir):
-        problems.append('data directory %s does not exist' % datadir)
-    if not db_uuid:
-        problems.append('the database has no omero.db.uuid in its configuration table: not an OMERO database, or an empty one')
-    if expected_db_uuid and db_uuid and db_uuid != expected_db_uuid:
-        problems.append('omero.db.uuid is %s, expected %s' % (db_uuid, expected_db_uuid))
-
-    if facts['schema_version'] is None:
-        problems.append('the database has no dbpatch row: the OMERO schema is missing')
-    elif expected_schema:
-        wanted = expected_schema.split('__')
-        found = [facts['schema_version']] + ([str(facts['schema_patch'])] if len(wanted) > 1 else [])
-        if found != wanted:
-            problems.append('schema version is %s, expected %s' % ('__'.join(found), expected_schema))
-
+    problems = _identity_problems(facts, datadir, expected_schema, expected_db_uuid)
     repos = {}
     result['repository'] = {'dir_exists': False, 'repo_uuid': None, 'matches_database': None,
                             'managed_repo_uuid': None, 'managed_matches_database': None}
-    if db_uuid and postgres.table_exists(conn, 'originalfile'):
+    if facts['db_uuid'] and postgres.table_exists(conn, 'originalfile'):
         repos = repository_rows(conn)
-        repo_dir = os.path.join(datadir, '.omero', 'repository', db_uuid)
-        repository = result['repository']
-        repository['dir_exists'] = os.path.isdir(repo_dir)
-        repository['repo_uuid'] = read_text(os.path.join(repo_dir, 'repo_uuid'))
-        repository['managed_repo_uuid'] = read_text(os.path.join(datadir, 'ManagedRepository', '.omero', 'repository',
-                                                                 db_uuid, 'repo_uuid'))
-        root_uuids = set(uuid for name, uuid in repos.items() if name != 'ManagedRepository')
-        if not repository['dir_exists']:
-            problems.append('%s is missing: the data directory does not belong to this database '
-                            '(OMERO.server would register a new repository and lose every imported fileset)' % repo_dir)
-        elif repository['repo_uuid'] is None:
-            problems.append('%s/repo_uuid is missing or unreadable' % repo_dir)
-        else:
-            repository['matches_database'] = repository['repo_uuid'] in root_uuids
-            if not repository['matches_database']:
-                problems.append('%s/repo_uuid holds %s, which no Repository row of the database has'
-                                % (repo_dir, repository['repo_uuid']))
-        if 'ManagedRepository' in repos:
-            repository['managed_matches_database'] = repository['managed_repo_uuid'] == repos['ManagedRepository']
-            if not repository['managed_matches_database']:
-                problems.append('ManagedRepository/.omero/repository/%s/repo_uuid holds %s, the database says %s'
-                                % (db_uuid, repository['managed_repo_uuid'], repos['ManagedRepository']))
-
-    managed = repos.get('ManagedRepository')
-    samples = {}
-    missing, dangling = [], []
+        problems.extend(_repository_problems(result['repository'], repos, datadir, facts['db_uuid']))
+    samples, missing, dangling = {}, [], []
     if sample > 0 and os.path.isdir(datadir):
-        for table, sql, to_relpath in (('originalfile', _ORIGINALFILE_SAMPLE, originalfile_relpath),
-                                       ('pixels', _PIXELS_SAMPLE, pixels_relpath)):
-            if not postgres.table_exists(conn, table):
-                problems.append('table %s is missing' % table)
-                continue
-            rows = postgres.query_all(conn, sql, {'managed': managed, 'limit': sample})
-            checked, table_missing, table_dangling = check_files(datadir, [to_relpath(row, managed) for row in rows])
-            samples[table] = {'checked': checked, 'missing': len(table_missing)}
-            missing.extend(table_missing)
-            dangling.extend(table_dangling)
+        samples, missing, dangling = _sample_files(conn, datadir, repos.get('ManagedRepository'), sample, problems)
     if missing:
         problems.append('%d sampled file(s) the database lists are missing from %s, e.g. %s'
                         % (len(missing), datadir, ', '.join(missing[:3])))
@@ -166,6 +116,69 @@ def verify(params, conn, datadir, sample=100, expected_schema=None, expected_db_
     result['problems'] = problems
     result['ok'] = not problems
     return result
+
+
+def _identity_problems(facts, datadir, expected_schema, expected_db_uuid):
+    """The data dir exists, the database is an OMERO one, with the uuid and schema expected."""
+    problems = []
+    db_uuid = facts['db_uuid']
+    if not os.path.isdir(datadir):
+        problems.append('data directory %s does not exist' % datadir)
+    if not db_uuid:
+        problems.append('the database has no omero.db.uuid in its configuration table: not an OMERO database, or an empty one')
+    if expected_db_uuid and db_uuid and db_uuid != expected_db_uuid:
+        problems.append('omero.db.uuid is %s, expected %s' % (db_uuid, expected_db_uuid))
+    if facts['schema_version'] is None:
+        problems.append('the database has no dbpatch row: the OMERO schema is missing')
+    elif expected_schema:
+        wanted = expected_schema.split('__')
+        found = [facts['schema_version']] + ([str(facts['schema_patch'])] if len(wanted) > 1 else [])
+        if found != wanted:
+            problems.append('schema version is %s, expected %s' % ('__'.join(found), expected_schema))
+    return problems
+
+
+def _repository_problems(repository, repos, datadir, db_uuid):
+    """Fill ``repository`` (the repo_uuid files against the Repository rows); returns the problems found."""
+    problems = []
+    repo_dir = os.path.join(datadir, '.omero', 'repository', db_uuid)
+    repository['dir_exists'] = os.path.isdir(repo_dir)
+    repository['repo_uuid'] = read_text(os.path.join(repo_dir, 'repo_uuid'))
+    repository['managed_repo_uuid'] = read_text(os.path.join(datadir, 'ManagedRepository', '.omero', 'repository',
+                                                             db_uuid, 'repo_uuid'))
+    root_uuids = set(uuid for name, uuid in repos.items() if name != 'ManagedRepository')
+    if not repository['dir_exists']:
+        problems.append('%s is missing: the data directory does not belong to this database '
+                        '(OMERO.server would register a new repository and lose every imported fileset)' % repo_dir)
+    elif repository['repo_uuid'] is None:
+        problems.append('%s/repo_uuid is missing or unreadable' % repo_dir)
+    else:
+        repository['matches_database'] = repository['repo_uuid'] in root_uuids
+        if not repository['matches_database']:
+            problems.append('%s/repo_uuid holds %s, which no Repository row of the database has'
+                            % (repo_dir, repository['repo_uuid']))
+    if 'ManagedRepository' in repos:
+        repository['managed_matches_database'] = repository['managed_repo_uuid'] == repos['ManagedRepository']
+        if not repository['managed_matches_database']:
+            problems.append('ManagedRepository/.omero/repository/%s/repo_uuid holds %s, the database says %s'
+                            % (db_uuid, repository['managed_repo_uuid'], repos['ManagedRepository']))
+    return problems
+
+
+def _sample_files(conn, datadir, managed, sample, problems):
+    """(per-table counts, missing relpaths, dangling links) of a sample of the files the database lists."""
+    samples, missing, dangling = {}, [], []
+    for table, sql, to_relpath in (('originalfile', _ORIGINALFILE_SAMPLE, originalfile_relpath),
+                                   ('pixels', _PIXELS_SAMPLE, pixels_relpath)):
+        if not postgres.table_exists(conn, table):
+            problems.append('table %s is missing' % table)
+            continue
+        rows = postgres.query_all(conn, sql, {'managed': managed, 'limit': sample})
+        checked, table_missing, table_dangling = check_files(datadir, [to_relpath(row, managed) for row in rows])
+        samples[table] = {'checked': checked, 'missing': len(table_missing)}
+        missing.extend(table_missing)
+        dangling.extend(table_dangling)
+    return samples, missing, dangling
 
 
 def run(params):

@@ -104,77 +104,15 @@ def plan_restore(quarantine_dir, datadir, max_reported=50):
     try:
         runs, files, dirs, journal_problems = read_journal(root_fd)
         problems.extend(journal_problems)
-        wanted = os.path.realpath(datadir)
-        for run in runs:
-            made_from = unb64(run.get('datadir_b64', '')) if run.get('datadir_b64') else None
-            if made_from and made_from != wanted:
-                problems.append('the quarantine was made from %s, not from %s' % (escape_name(made_from), escape_name(wanted)))
-                break
-        entries, _directories = _scan(root_fd)
-        for relpath in sorted(entries):
-            if relpath in files:
-                continue
-            name = split_relpath(relpath)[1]
-            if name.startswith(TEMP_PREFIX):
-                problems.append('%s: a partial copy (an interrupted run); its original was never removed' % escape_name(relpath))
-            else:
-                problems.append('%s: no completion marker in %s (a copy that did not finish, or not the cleanse\'s)'
-                                % (escape_name(relpath), JOURNAL))
+        problems.extend(_origin_problems(runs, datadir))
+        problems.extend(_unrecorded(root_fd, files))
         qchain = DirChain(root_fd, require_known=False)
         dchain = DirChain(data_fd, follow_first=True, require_known=False)
         try:
             for relpath in sorted(files):
-                record = files[relpath]
-                reldir, name = split_relpath(relpath)
-                shown = escape_name(relpath)
-                try:
-                    qfd = qchain.open(reldir)
-                    qinfo = lstat_at(qfd, name)
-                except DirChanged:
-                    qinfo = None
-                dinfo, missing_dir = _data_entry(dchain, reldir, name, dirs, problems, shown)
-                if qinfo is None:
-                    if dinfo is not None and _same_content(record, dinfo):
-                        plan['done'].append(relpath)
-                    elif not missing_dir:
-                        problems.append('%s: in the journal but neither in the quarantine nor in the data dir' % shown)
-                    continue
-                if not _same_content(record, qinfo):
-                    problems.append('%s: %s in the quarantine, the journal recorded %s %d bytes: a partial or altered copy'
-                                    % (shown, '%d bytes' % qinfo.st_size if stat.S_ISREG(qinfo.st_mode) else 'not a file',
-                                       record.get('kind', 'file'), record['size']))
-                    continue
-                if record.get('kind') == 'link' and os.fsencode(os.readlink(name, dir_fd=qfd)) != \
-                        base64.b64decode(record.get('target_b64', '').encode('ascii')):
-                    problems.append('%s: the symlink points elsewhere than recorded' % shown)
-                    continue
-                if dinfo is not None:
-                    if identity(dinfo) == identity(qinfo):
-                        plan['drop'].append(relpath)
-                    else:
-                        problems.append('%s: exists in the data dir; refusing to overwrite it' % shown)
-                    continue
-                if stat.S_ISREG(qinfo.st_mode) and qinfo.st_nlink > record.get('nlink', 1):
-                    # More links than the cleanse left: a file planted there, or linked to one outside.
-                    problems.append('%s: has %d hard links, the cleanse left %d: not its file' % (shown, qinfo.st_nlink, record.get('nlink', 1)))
-                    continue
-                if missing_dir:
-                    continue
-                plan['restore'].append(relpath)
-                plan['bytes'] += record['size'] if record.get('kind') != 'link' else 0
+                _plan_file(plan, qchain, dchain, relpath, files[relpath], dirs)
             for relpath in sorted(set(dirs['removed'])):
-                reldir, name = split_relpath(relpath)
-                shown = escape_name(relpath)
-                info, unusable = _data_entry(dchain, reldir, name, dirs, problems, shown)
-                if unusable:
-                    continue
-                if info is None:
-                    if relpath not in dirs:
-                        problems.append('%s: removed empty directory without a record of its owner and mode' % shown)
-                    else:
-                        plan['dirs'].append(relpath)
-                elif not stat.S_ISDIR(info.st_mode):
-                    problems.append('%s: was an empty directory; the data dir holds something else there now' % shown)
+                _plan_dir(plan, dchain, relpath, dirs)
         finally:
             qchain.close()
             dchain.close()
@@ -184,6 +122,91 @@ def plan_restore(quarantine_dir, datadir, max_reported=50):
     if len(problems) > max_reported:
         problems[max_reported:] = ['... and %d more' % (len(problems) - max_reported)]
     return plan
+
+
+def _origin_problems(runs, datadir):
+    """Why the quarantine belongs to another data dir (its journal names where each run took files from)."""
+    wanted = os.path.realpath(datadir)
+    for run in runs:
+        made_from = unb64(run.get('datadir_b64', '')) if run.get('datadir_b64') else None
+        if made_from and made_from != wanted:
+            return ['the quarantine was made from %s, not from %s' % (escape_name(made_from), escape_name(wanted))]
+    return []
+
+
+def _unrecorded(root_fd, files):
+    """A file in the quarantine without its journal record: a partial copy or not the cleanse's."""
+    problems = []
+    entries, _directories = _scan(root_fd)
+    for relpath in sorted(entries):
+        if relpath in files:
+            continue
+        name = split_relpath(relpath)[1]
+        if name.startswith(TEMP_PREFIX):
+            problems.append('%s: a partial copy (an interrupted run); its original was never removed' % escape_name(relpath))
+        else:
+            problems.append('%s: no completion marker in %s (a copy that did not finish, or not the cleanse\'s)'
+                            % (escape_name(relpath), JOURNAL))
+    return problems
+
+
+def _plan_file(plan, qchain, dchain, relpath, record, dirs):
+    """Sort one journal record into restore, drop or done, or add why it must not move to plan['problems']."""
+    problems = plan['problems']
+    reldir, name = split_relpath(relpath)
+    shown = escape_name(relpath)
+    try:
+        qfd = qchain.open(reldir)
+        qinfo = lstat_at(qfd, name)
+    except DirChanged:
+        qinfo = None
+    dinfo, missing_dir = _data_entry(dchain, reldir, name, dirs, problems, shown)
+    if qinfo is None:
+        if dinfo is not None and _same_content(record, dinfo):
+            plan['done'].append(relpath)
+        elif not missing_dir:
+            problems.append('%s: in the journal but neither in the quarantine nor in the data dir' % shown)
+        return
+    if not _same_content(record, qinfo):
+        problems.append('%s: %s in the quarantine, the journal recorded %s %d bytes: a partial or altered copy'
+                        % (shown, '%d bytes' % qinfo.st_size if stat.S_ISREG(qinfo.st_mode) else 'not a file',
+                           record.get('kind', 'file'), record['size']))
+        return
+    if record.get('kind') == 'link' and os.fsencode(os.readlink(name, dir_fd=qfd)) != \
+            base64.b64decode(record.get('target_b64', '').encode('ascii')):
+        problems.append('%s: the symlink points elsewhere than recorded' % shown)
+        return
+    if dinfo is not None:
+        if identity(dinfo) == identity(qinfo):
+            plan['drop'].append(relpath)
+        else:
+            problems.append('%s: exists in the data dir; refusing to overwrite it' % shown)
+        return
+    if stat.S_ISREG(qinfo.st_mode) and qinfo.st_nlink > record.get('nlink', 1):
+        # More links than the cleanse left: a file planted there, or linked to one outside.
+        problems.append('%s: has %d hard links, the cleanse left %d: not its file' % (shown, qinfo.st_nlink, record.get('nlink', 1)))
+        return
+    if missing_dir:
+        return
+    plan['restore'].append(relpath)
+    plan['bytes'] += record['size'] if record.get('kind') != 'link' else 0
+
+
+def _plan_dir(plan, dchain, relpath, dirs):
+    """An empty directory the cleanse removed: to be made again, or why it cannot be."""
+    problems = plan['problems']
+    reldir, name = split_relpath(relpath)
+    shown = escape_name(relpath)
+    info, unusable = _data_entry(dchain, reldir, name, dirs, problems, shown)
+    if unusable:
+        return
+    if info is None:
+        if relpath not in dirs:
+            problems.append('%s: removed empty directory without a record of its owner and mode' % shown)
+        else:
+            plan['dirs'].append(relpath)
+    elif not stat.S_ISDIR(info.st_mode):
+        problems.append('%s: was an empty directory; the data dir holds something else there now' % shown)
 
 
 def _data_entry(dchain, reldir, name, dirs, problems, shown):
@@ -222,14 +245,7 @@ def restore(quarantine_dir, datadir, plan, result, max_errors=50):
         qchain = DirChain(root_fd, require_known=False)
         dchain = DirChain(data_fd, follow_first=True, require_known=False)
         try:
-            for relpath in plan['drop']:
-                reldir, name = split_relpath(relpath)
-                qfd = qchain.open(reldir)
-                dinfo = lstat_at(dchain.open(reldir), name)
-                qinfo = lstat_at(qfd, name)
-                if dinfo is not None and qinfo is not None and identity(dinfo) == identity(qinfo):
-                    os.unlink(name, dir_fd=qfd)
-                    qchain.mark_dirty(reldir)
+            _drop_links(plan['drop'], qchain, dchain)
             for relpath in plan['restore']:
                 record = files[relpath]
                 reldir, name = split_relpath(relpath)
@@ -257,20 +273,7 @@ def restore(quarantine_dir, datadir, plan, result, max_errors=50):
                 parts = relpath.split('/')
                 touched.update('/'.join(parts[:index + 1]) for index in range(len(parts)))
             dchain.close()
-            # Deepest first, so making or filling a child does not move its parent's mtime afterwards.
-            for relpath in sorted(touched, key=lambda path: -path.count('/')):
-                record = dirs.get(relpath)
-                if record is None:
-                    continue
-                chain = DirChain(data_fd, follow_first=True, require_known=False)
-                try:
-                    fd = chain.open(relpath)
-                    if relpath in created:
-                        set_owner_mode(fd, record['uid'], record['gid'], record['mode'])
-                    set_times(fd, record['atime_ns'], record['mtime_ns'])
-                    os.fsync(fd)
-                finally:
-                    chain.close()
+            _restore_dir_attributes(data_fd, touched, created, dirs)
         finally:
             qchain.close()
             dchain.close()
@@ -278,6 +281,36 @@ def restore(quarantine_dir, datadir, plan, result, max_errors=50):
     finally:
         os.close(root_fd)
         os.close(data_fd)
+
+
+def _drop_links(relpaths, qchain, dchain):
+    """Unlink quarantine names that are hard links of the file already back in the data dir."""
+    for relpath in relpaths:
+        reldir, name = split_relpath(relpath)
+        qfd = qchain.open(reldir)
+        dinfo = lstat_at(dchain.open(reldir), name)
+        qinfo = lstat_at(qfd, name)
+        if dinfo is not None and qinfo is not None and identity(dinfo) == identity(qinfo):
+            os.unlink(name, dir_fd=qfd)
+            qchain.mark_dirty(reldir)
+
+
+def _restore_dir_attributes(data_fd, touched, created, dirs):
+    """Owner and mode of the directories made again, times of every directory touched, as the journal recorded."""
+    # Deepest first, so making or filling a child does not move its parent's mtime afterwards.
+    for relpath in sorted(touched, key=lambda path: -path.count('/')):
+        record = dirs.get(relpath)
+        if record is None:
+            continue
+        chain = DirChain(data_fd, follow_first=True, require_known=False)
+        try:
+            fd = chain.open(relpath)
+            if relpath in created:
+                set_owner_mode(fd, record['uid'], record['gid'], record['mode'])
+            set_times(fd, record['atime_ns'], record['mtime_ns'])
+            os.fsync(fd)
+        finally:
+            chain.close()
 
 
 def _restore_one(qfd, dfd, name, record):
