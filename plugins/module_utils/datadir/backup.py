@@ -82,7 +82,8 @@ def backup_datadir(params, runner, check_mode=False, now=None):
         try:
             with repository_locked(result, 'datadir backup', check_mode):
                 clean_leftovers(src, check_mode, result)
-                _backup_steps(engine, src, repo, globs, options, (keep_seconds, skip_seconds), now, check_mode, result)
+                _backup_steps(_Backup(engine, options, src, repo, globs, keep_seconds, skip_seconds, now, check_mode),
+                              result)
         finally:
             result['commands'] = list(engine.commands)
     if result['changed'] and not check_mode and not result['skipped']:
@@ -138,40 +139,47 @@ def _previous_points(engine, repo, result):
     return points
 
 
-def _backup_steps(engine, src, repo, globs, options, seconds, now, check_mode, result):
-    keep_seconds, skip_seconds = seconds
+class _Backup(object):
+    """One backup's settings once checked: the engine, the source, the repository and its exclusions, the times."""
+
+    def __init__(self, engine, options, src, repo, globs, keep_seconds, skip_seconds, now, check_mode):
+        self.engine, self.options, self.src, self.repo, self.globs = engine, options, src, repo, globs
+        self.keep_seconds, self.skip_seconds, self.now, self.check_mode = keep_seconds, skip_seconds, now, check_mode
+
+
+def _backup_steps(run, result):
+    engine, options, src, repo = run.engine, run.options, run.src, run.repo
     points = _previous_points(engine, repo, result)
     result['previous_increment_time'] = points[-1].time if points else None
-    if skip_seconds is not None and points and now - points[-1].epoch < skip_seconds:
+    if run.skip_seconds is not None and points and run.now - points[-1].epoch < run.skip_seconds:
         result.update(skipped=True, increment_time=points[-1].time, increments=len(points),
                       msg='the newest backup (%s) is younger than skip_if_newer_than=%s'
                       % (points[-1].time, options.skip_if_newer_than))
-        _retention(engine, repo, options, keep_seconds, points, now, check_mode, result)
+        _retention(run, points, run.check_mode, result)
         return
     # The walk for links costs seconds on a large store: unless its answer can stop the backup, it runs
     # beside the engine's tool (another process) instead of before it.
     scan = _SymlinkScan(src)
-    if options.symlinks_outside == 'fail' or check_mode:
+    if options.symlinks_outside == 'fail' or run.check_mode:
         scan.run()
         _report_symlinks(scan, src, options, engine, result)
     else:
         scan.start()
     try:
-        made = engine.backup(src, repo, globs, previous=points or [], statistics=options.file_statistics,
-                             check_mode=check_mode)
-        if check_mode:
+        made = engine.backup(src, repo, run.globs, previous=points or [], statistics=options.file_statistics,
+                             check_mode=run.check_mode)
+        if run.check_mode:
             result['changed'] = True
             if options.verify:
                 engine.verify(repo, check_mode=True)
-            _retention(engine, repo, options, keep_seconds, (points or []) + [Point(now, now, 'planned')], now, True,
-                       result)
+            _retention(run, (points or []) + [Point(run.now, run.now, 'planned')], True, result)
             result['msg'] = 'would back up %s to %s' % (src, repo.spec)
             return
         points = _record_backup(engine, made, points or [], result)
         _verify(engine, repo, options, result)
         result['msg'] = 'backed up %s to %s as the backup of %s%s' % (
             src, repo.spec, result['increment_time'], ', verified' if result['verified'] else '')
-        _retention(engine, repo, options, keep_seconds, points, now, False, result)
+        _retention(run, points, False, result)
     finally:
         if scan.is_alive() or 'symlinks' not in result:
             scan.join()
@@ -209,11 +217,11 @@ def _verify(engine, repo, options, result):
     result['verified'] = True
 
 
-def _retention(engine, repo, options, keep_seconds, points, now, check_mode, result):
+def _retention(run, points, check_mode, result):
     """Remove increments older than keep_increments_for; the newest backup always stays."""
-    pruned = engine.retention(repo, points, keep_seconds, now, check_mode=check_mode,
-                              label=options.keep_increments_for)
-    if not keep_seconds or not points:
+    pruned = run.engine.retention(run.repo, points, run.keep_seconds, run.now, check_mode=check_mode,
+                                  label=run.options.keep_increments_for)
+    if not run.keep_seconds or not points:
         return
     if check_mode or pruned.removed:
         result['pruned'] = pruned.removed
