@@ -255,7 +255,10 @@ def absent(options, check_mode):
             result['msg'] = 'would drop database %s after ending its sessions' % db
             return result
         drop_leftovers(admin, leftovers, check_mode)
-        sessions = postgres.query_one(admin, 'SELECT count(*) FROM pg_stat_activity WHERE datname = %s', (db,))[0]
+        # Not our own connections (application_name omero.backup): the one that counted relations may still be
+        # closing on the server.
+        sessions = postgres.query_one(admin, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                                             "AND application_name IS DISTINCT FROM 'omero.backup'", (db,))[0]
         drop_database(admin, db)
         result['msg'] = 'dropped database %s%s' % (db, ' (ended %d session(s))' % sessions if sessions else '')
         return result
