@@ -56,24 +56,23 @@ def managed_relpath(path, name):
     return os.path.join('ManagedRepository', (path or '').lstrip('/'), name)
 
 
-def originalfile_relpath(row, managed_uuid):
-    file_id, path, name, repo = row
+def _sampled_relpath(root, row, managed_uuid):
+    object_id, path, name, repo = row
     if repo is None:
-        return os.path.join('Files', id_to_relpath(file_id))
+        return os.path.join(root, id_to_relpath(object_id))
     if repo == managed_uuid:
         return managed_relpath(path, name)
     return None
+
+
+def originalfile_relpath(row, managed_uuid):
+    return _sampled_relpath('Files', row, managed_uuid)
 
 
 def pixels_relpath(row, managed_uuid):
     # Pixels of an imported fileset are read from the original file in the
     # managed repository; only pixels written by the server live in Pixels/.
-    pixels_id, path, name, repo = row
-    if repo is None:
-        return os.path.join('Pixels', id_to_relpath(pixels_id))
-    if repo == managed_uuid:
-        return managed_relpath(path, name)
-    return None
+    return _sampled_relpath('Pixels', row, managed_uuid)
 
 
 def check_files(datadir, relpaths):

@@ -13,10 +13,10 @@ import pwd
 import sys
 import time
 
-import psycopg2
 import omero_sandbox
 from helpers.ansible import collections_path, run_module
 from helpers.locks import hold_lock
+from helpers.sandbox import psycopg2_connect
 
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
@@ -37,9 +37,7 @@ def _db_args(description, **extra):
 
 
 def _connect(description):
-    postgres = description['postgres']
-    conn = psycopg2.connect(host=postgres['host'], port=postgres['port'], user=postgres['superuser'],
-                            password=postgres['superuser_password'], dbname=postgres['dbname'])
+    conn = psycopg2_connect(description)  # the sandbox's socket, as its superuser
     conn.autocommit = True
     return conn
 

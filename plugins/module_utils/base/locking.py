@@ -323,8 +323,8 @@ def take_lock(path, purpose, consequence='Nothing was changed.', result=None, er
     The error's message says who holds the lock (AlreadyRunning: ``another omero.backup <purpose> is already
     running on <dir> (pid N, ...)``) or why the lock file cannot be taken (LockRefused's reason, a missing lock
     directory, a lock file of another user), then ``consequence``; it carries ``result`` (what the step had
-    found so far) and two attributes for callers that go on without a lock: ``busy`` (another run holds it)
-    and ``errno`` (of the OSError, None when busy).
+    found so far) and three attributes for callers that go on without a lock: ``busy`` (another run holds it),
+    ``errno`` (of the OSError, None when busy) and ``reason`` (the holder, or the OSError's text).
     """
     if error is None:
         # Imported here, not at the top: this file must import nothing of the collection when it loads (tests run
@@ -335,9 +335,9 @@ def take_lock(path, purpose, consequence='Nothing was changed.', result=None, er
         return lock.acquire()
     except AlreadyRunning as exc:
         failure = error('%s. %s' % (exc, consequence), result)
-        failure.busy, failure.errno = True, None
+        failure.busy, failure.errno, failure.reason = True, None, str(exc)
     except OSError as exc:
         failure = error('cannot take the lock %s: %s. %s%s' % (path, exc.strerror or exc, lock_file_hint(path), consequence),
                         result)
-        failure.busy, failure.errno = False, exc.errno
+        failure.busy, failure.errno, failure.reason = False, exc.errno, exc.strerror or str(exc)
     raise failure

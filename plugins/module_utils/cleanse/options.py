@@ -21,6 +21,7 @@ __metaclass__ = type
 
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed, OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.tools.omero_cli import omero_cli_argument_spec
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 
@@ -79,15 +80,13 @@ def check_subdirectories(subdirectories):
 class CleanseOptions(object):
     """One cleanse, read once from the module's params: durations in seconds, subdirectories checked and ordered.
 
-    A key a caller outside Ansible (a test, a benchmark) leaves out takes the argument spec's default, so the
-    defaults stay written once, in argument_spec(). ``connection`` is the dict the PostgreSQL adapter reads.
+    A key a caller outside Ansible (a test, a benchmark) leaves out takes the argument spec's default (base/params.py
+    given()), so the defaults stay written once, in argument_spec(). ``connection`` is the dict the PostgreSQL adapter reads.
     """
 
     def __init__(self, params):
-        spec = argument_spec()
-        for key, option in spec.items():
-            value = params.get(key, option.get('default'))
-            setattr(self, key, list(value) if isinstance(value, list) else value)
+        for key, value in given(argument_spec(), params).items():
+            setattr(self, key, value)
         self.connection = dict((key, getattr(self, key)) for key in postgres_argument_spec())
         self.min_age_seconds = parse_duration(self.min_age, 'min_age')
         self.subdirectories = check_subdirectories(self.subdirectories)

@@ -16,7 +16,7 @@ import errno
 import os
 
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed
-from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, datadir_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path, take_lock
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATADIR, DEFAULT_EXCLUDES, EngineError, engine_for
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
@@ -135,16 +135,13 @@ def repository_locked(result, purpose, check_mode, read_only=False):
     if check_mode:
         yield
         return
-    lock = ExclusiveLock(result['lock'], purpose)
     try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        raise DatadirError(str(exc), result)
-    except OSError as exc:
-        if not read_only or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise DatadirError('cannot create the lock file %s: %s' % (result['lock'], exc), result)
+        lock = take_lock(result['lock'], purpose, 'Nothing was changed.', result, error=DatadirError)
+    except DatadirError as exc:
+        if exc.busy or not read_only or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
         result['warnings'].append('no lock taken (%s is not writable: %s); make sure no backup writes to the '
-                                  'repository meanwhile' % (result['lock'], exc.strerror))
+                                  'repository meanwhile' % (result['lock'], exc.reason))
         yield
         return
     try:
@@ -163,13 +160,8 @@ def datadir_locked(dest, check_mode, result):
         result['datadir_lock'] = datadir_lock_path(dest)
     except OSError as exc:
         raise DatadirError('no lock for the data dir %s: %s; nothing changed' % (dest, exc.strerror or exc), result)
-    lock = ExclusiveLock(result['datadir_lock'], 'datadir restore into %s' % dest)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        raise DatadirError('%s; nothing changed' % exc, result)
-    except OSError as exc:
-        raise DatadirError('cannot create the lock file %s: %s; nothing changed' % (result['datadir_lock'], exc), result)
+    lock = take_lock(result['datadir_lock'], 'datadir restore into %s' % dest, 'Restore refused, nothing changed.', result,
+                     error=DatadirError)
     try:
         yield
     finally:
