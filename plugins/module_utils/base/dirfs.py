@@ -316,14 +316,7 @@ def remove_tree_at(parent_fd, name, report=None):
                 entries = sorted(os.listdir(fd))
                 stack[-1] = (fd, relpath, entries)
             if not entries:
-                stack.pop()
-                os.close(fd)
-                parent = stack[-1][0] if stack else parent_fd
-                try:
-                    os.rmdir(os.path.basename(relpath) if stack else name, dir_fd=parent)
-                    report.dirs += 1
-                except OSError as exc:
-                    report.errors.append((relpath, _reason(exc)))
+                _leave_dir(stack, parent_fd, name, report)
                 continue
             child = entries.pop()
             child_rel = relpath + '/' + child
@@ -347,6 +340,18 @@ def remove_tree_at(parent_fd, name, report=None):
         for fd, relpath, entries in stack:
             os.close(fd)
     return report
+
+
+def _leave_dir(stack, parent_fd, name, report):
+    """Pop the emptied directory on top of ``stack`` and remove it from its parent."""
+    fd, relpath, _entries = stack.pop()
+    os.close(fd)
+    parent = stack[-1][0] if stack else parent_fd
+    try:
+        os.rmdir(os.path.basename(relpath) if stack else name, dir_fd=parent)
+        report.dirs += 1
+    except OSError as exc:
+        report.errors.append((relpath, _reason(exc)))
 
 
 def _open_checked(parent_fd, name, seen):

@@ -114,26 +114,27 @@ class Walker(object):
                 kept += 1
         # Subdirectories are walked after this directory's listing is done;
         # only the descriptors of the directories above stay open.
-        for name in sorted(subdirs):
-            try:
-                child = open_dir(name, dir_fd=fd)
-            except OSError as exc:
-                # Swapped for a symlink (or gone) since the lstat above: not entered.
-                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
-                    raise
-                self._keep_unknown(relpath + '/' + name)
-                kept += 1
-                continue
-            try:
-                if not self._walk_dir(child, relpath + '/' + name):
-                    kept += 1
-            finally:
-                os.close(child)
+        kept += sum(1 for name in sorted(subdirs) if not self._walk_subdir(fd, relpath, name))
         if kept == 0 and not top:
             self.empty_dirs.append(relpath)
             self.stats['empty_dirs'] += 1
             return True
         return False
+
+    def _walk_subdir(self, fd, relpath, name):
+        """Walk the Dir-NNN ``name``; True when it would be left empty."""
+        try:
+            child = open_dir(name, dir_fd=fd)
+        except OSError as exc:
+            # Swapped for a symlink (or gone) since the lstat above: not entered.
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                raise
+            self._keep_unknown(relpath + '/' + name)
+            return False
+        try:
+            return self._walk_dir(child, relpath + '/' + name)
+        finally:
+            os.close(child)
 
     def _orphan(self, dir_fd, name, relpath, object_id):
         """Account for one orphan; False when it must stay (too young)."""
