@@ -66,7 +66,7 @@ def database_lock_path(params, db, lock_dir=None):
     host = postgres.server_host(params) or ''
     if host.startswith('/'):
         host = os.path.realpath(host)
-    return keyed_lock_path('database', '%s:%s/%s' % (host.lower(), params.get('port') or 5432, db), lock_dir)
+    return keyed_lock_path('database', '%s:%s/%s' % (host.lower(), postgres.connection_options(params)['port'], db), lock_dir)
 
 
 def restore(params, runner, check_mode=False):

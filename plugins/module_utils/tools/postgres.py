@@ -25,6 +25,7 @@ import struct
 import traceback
 
 from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
+from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 
 PSYCOPG2_IMPORT_ERROR = None
 try:
@@ -61,12 +62,19 @@ def server_host(params):
     return params.get('login_host') or params.get('login_unix_socket') or None
 
 
+def connection_options(params):
+    """The connection options of ``params`` with postgres_argument_spec()'s defaults, the one place they are written
+    (a caller outside Ansible may pass fewer keys)."""
+    return given(postgres_argument_spec(), params)
+
+
 def libpq_env(params, dbname=None):
     """PG* variables for the client tools; includes PGPASSWORD when one was given."""
+    options = connection_options(params)
     env = {
-        'PGPORT': str(params.get('port') or 5432),
-        'PGUSER': params.get('login_user') or 'postgres',
-        'PGCONNECT_TIMEOUT': str(params.get('connect_timeout') or 10),
+        'PGPORT': str(options['port']),
+        'PGUSER': options['login_user'],
+        'PGCONNECT_TIMEOUT': str(options['connect_timeout']),
         # Tool messages are parsed (versions, errors): keep them in English.
         'LC_MESSAGES': 'C',
         'PGAPPNAME': 'omero.backup',
@@ -84,7 +92,8 @@ def libpq_env(params, dbname=None):
 def describe_target(params, dbname=None):
     """Where we connect, for messages (no secret)."""
     where = server_host(params) or 'local socket'
-    text = '%s@%s:%s' % (params.get('login_user') or 'postgres', where, params.get('port') or 5432)
+    options = connection_options(params)
+    text = '%s@%s:%s' % (options['login_user'], where, options['port'])
     if dbname:
         text += '/' + dbname
     return text
@@ -93,8 +102,8 @@ def describe_target(params, dbname=None):
 def connect(params, dbname, autocommit=True):
     if not HAS_PSYCOPG2:
         raise PostgresError('psycopg2 is required on the managed host (pip install psycopg2-binary)')
-    kwargs = dict(dbname=dbname, user=params.get('login_user') or 'postgres',
-                  port=params.get('port') or 5432, connect_timeout=params.get('connect_timeout') or 10,
+    options = connection_options(params)
+    kwargs = dict(dbname=dbname, user=options['login_user'], port=options['port'], connect_timeout=options['connect_timeout'],
                   application_name='omero.backup')
     host = server_host(params)
     if host:
