@@ -483,3 +483,27 @@ def test_an_increment_time_with_an_offset_names_the_same_set():
     assert set_time({'datadir': {'increment_time': '2026-11-26T08:30:00+00:00'}}) == 1795681800.0
     # Not a time: stripped to the set id characters, as the roles did.
     assert set_id_for({'increment_time': 'odd:stamp/1'}, 0) == 'oddstamp1'
+
+
+# A record as the roles at 590aa7d wrote it (captured from a real backup of a sandbox, byte for byte).
+V1_FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'backup_set_v1_590aa7d.json')
+
+
+def test_a_record_the_roles_wrote_at_590aa7d_is_read_complete_and_kept_by_a_rerun(store):
+    with open(V1_FIXTURE, 'rb') as handle:
+        raw = handle.read()
+    record = json.loads(raw.decode())
+    set_id = record['set_id']
+    write_record(store, set_id + '.json', record)
+    (store / 'sets' / (set_id + '.json')).write_bytes(raw)
+    (store / 'sets' / 'latest.json').write_bytes(raw)
+    os.chmod(str(store / 'sets' / 'latest.json'), 0o600)
+    for wanted in (set_id, 'latest'):
+        result = backup_set.info(Options(store_path=str(store), set_id=wanted, require_complete=True))
+        assert result['complete'] and result['format_version'] == 1 and result['record'] == record, result['problems']
+        assert result['components'] == ['config', 'database', 'datadir']
+    # A re-run that redid nothing confirms the version-1 set as it is: nothing rewritten, latest.json left alone.
+    options = present_options(store, increment=record['datadir']['increment_time'], changed=False)
+    result = backup_set.present(options, False, 0)
+    assert result['set_id'] == set_id and not result['changed'] and result['record'] == record
+    assert (store / 'sets' / (set_id + '.json')).read_bytes() == raw
