@@ -134,8 +134,9 @@ taken_over:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
+from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError, OperationFailed
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
+from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 from ansible_collections.omero.backup.plugins.module_utils.run_lock import RunLock, RunLockHeld, run_lock_step
 
 
@@ -155,20 +156,18 @@ def main():
         supports_check_mode=True,
     )
     check_params(module)
-    params = module.params
+    run_step(module, _run_lock, module.params, module.check_mode, errors=(OSError,))
+
+
+def _run_lock(params, check_mode):
+    lease = parse_duration(params['lease'], 'lease')
+    if not lease:
+        raise OmeroBackupError('lease must be longer than 0 seconds')
+    lock = RunLock(params['name'], params['lock_dir'], check_mode=check_mode)
     try:
-        lease = parse_duration(params['lease'], 'lease')
-        if not lease:
-            raise OmeroBackupError('lease must be longer than 0 seconds')
-        lock = RunLock(params['name'], params['lock_dir'], check_mode=module.check_mode)
-        result = run_lock_step(lock, params, lease)
+        return run_lock_step(lock, params, lease)
     except RunLockHeld as exc:
-        module.fail_json(msg=str(exc), holder=exc.holder, path=lock.path)
-    except (OmeroBackupError, OSError) as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings'):
-        module.warn(warning)
-    module.exit_json(**result)
+        raise OperationFailed(str(exc), {'holder': exc.holder, 'path': lock.path})
 
 
 if __name__ == '__main__':
