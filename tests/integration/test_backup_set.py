@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers.ansible import run_module
+from helpers.ansible import REPO_ROOT, module_results, run_module, run_playbook
 
 SHA = {'config': 'a' * 64, 'other': 'b' * 64, 'dump': 'c' * 64}
 
@@ -179,3 +179,40 @@ def test_the_listing_says_which_sets_are_complete_and_reads_no_set_unless_asked(
     assert empty['failed'] and 'no backup set latest' in empty['msg'], empty
     lenient = run_module('backup_set_info', dict(store_path=str(store / 'nothing-here'), set_id='latest', require_complete=False))
     assert not lenient['failed'] and not lenient['found'] and lenient['record'] is None, lenient
+
+
+def test_the_backup_role_writes_a_set_once_and_repairs_a_stale_latest(sandbox_factory, tmp_path):
+    """The role passes facts, backup_set writes the version-2 record; a re-run that redid nothing writes nothing. A run
+    killed between the set file's rename and latest.json's left latest.json naming an older set: the next run that
+    redid nothing points it at the newer set (at 590aa7d it stayed stale for good)."""
+    description = sandbox_factory(objects=6, orphans=0, seed=6)
+    demo = open(os.path.join(REPO_ROOT, 'playbooks', 'demo.yml')).read()
+    play = tmp_path / 'backup.yml'
+    play.write_text(demo[:demo.index('  tasks:\n')] + '    omero_backup_skip_if_newer_than: 1h\n  tasks:\n'
+                    '    - name: Run backup\n      ansible.builtin.include_role:\n        name: omero.backup.backup\n')
+    first = run_playbook(str(play), extra_vars={'omero_demo_sandbox': description})
+    assert first['rc'] == 0, first['stdout'][-6000:]
+    writes = module_results(first, 'omero.backup.backup_set')
+    assert len(writes) == 1 and writes[0]['changed'] and writes[0]['written'], writes
+    store = os.path.join(description['root'], 'store')
+    record = writes[0]['record']
+    assert record['format_version'] == 2 and record['complete'] and record['set_id'] == writes[0]['set_id']
+    files = set_files(store)
+
+    again = run_playbook(str(play), extra_vars={'omero_demo_sandbox': description})
+    assert again['rc'] == 0, again['stdout'][-6000:]
+    assert [result['changed'] for result in module_results(again, 'omero.backup.backup_set')] == [False]
+    assert set_files(store) == files
+
+    sets = os.path.join(store, 'sets')
+    older = dict(record, set_id='2020-01-01T000000Z')
+    older['datadir'] = dict(record['datadir'], increment_epoch=1577836800, increment_time='2020-01-01T00:00:00Z')
+    for name in ('2020-01-01T000000Z.json', 'latest.json'):
+        with open(os.path.join(sets, name), 'w') as handle:
+            json.dump(older, handle)
+    repaired = run_playbook(str(play), extra_vars={'omero_demo_sandbox': description})
+    assert repaired['rc'] == 0, repaired['stdout'][-6000:]
+    outcome = module_results(repaired, 'omero.backup.backup_set')[0]
+    assert outcome['changed'] and not outcome['written'] and outcome['latest_written'], outcome
+    with open(os.path.join(sets, 'latest.json')) as handle:
+        assert json.load(handle)['set_id'] == record['set_id']
