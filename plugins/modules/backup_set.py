@@ -225,34 +225,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
-from ansible_collections.omero.backup.plugins.module_utils.backup_set import Options, run
-
-PRESENT_NEEDS = ['server_host', 'backup_dir', 'dbname', 'config', 'database', 'datadir']
+from ansible_collections.omero.backup.plugins.module_utils.backup_set import REQUIRED_IF, Options, argument_spec, run
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', choices=['present', 'pruned'], required=True),
-            store_path=dict(type='path', required=True),
-            server_host=dict(type='str'),
-            database_host=dict(type='str'),
-            store_host=dict(type='str'),
-            backup_dir=dict(type='path'),
-            dbname=dict(type='str'),
-            consistent=dict(type='bool', default=False),
-            config=dict(type='dict'),
-            database=dict(type='dict'),
-            datadir=dict(type='dict'),
-            other_sources=dict(type='dict'),
-            keep=dict(type='int'),
-            keep_younger_than=dict(type='str'),
-        ),
-        required_if=[('state', 'present', PRESENT_NEEDS), ('state', 'pruned', ['keep', 'keep_younger_than'], True)],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
     check_params(module)
-    run_step(module, run, Options.from_params(module.params), module.check_mode, time.time())
+    run_step(module, run, Options.from_params(module.params, argument_spec()), module.check_mode, time.time())
 
 
 if __name__ == '__main__':

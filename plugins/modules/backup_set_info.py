@@ -126,20 +126,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omero.backup.plugins.module_utils.base.params import check_params
 from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
-from ansible_collections.omero.backup.plugins.module_utils.backup_set import Options, read
+from ansible_collections.omero.backup.plugins.module_utils.backup_set import Options, info_argument_spec, read
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            store_path=dict(type='path', required=True),
-            set_id=dict(type='str'),
-            require_complete=dict(type='bool', default=True),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=info_argument_spec(), supports_check_mode=True)
     check_params(module)
-    run_step(module, read, Options.from_params(module.params))
+    run_step(module, read, Options.from_params(module.params, info_argument_spec()))
 
 
 if __name__ == '__main__':

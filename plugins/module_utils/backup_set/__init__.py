@@ -16,15 +16,52 @@ import os
 
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write, ensure_private_dir
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
+from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.backup_set.schema import (
     COMPONENTS, FORMAT_VERSION, LATEST, BackupSetError, assemble, components_of, dumps, redone, set_time)
 from ansible_collections.omero.backup.plugins.module_utils.backup_set.store import SetStore
 
-__all__ = ['Options', 'BackupSetError', 'COMPONENTS', 'FORMAT_VERSION', 'run', 'read', 'present', 'info', 'listing', 'prune']
+__all__ = ['argument_spec', 'info_argument_spec', 'REQUIRED_IF', 'Options', 'BackupSetError', 'COMPONENTS', 'FORMAT_VERSION',
+           'run', 'read', 'present', 'info', 'listing', 'prune']
+
+
+PRESENT_NEEDS = ['server_host', 'backup_dir', 'dbname', 'config', 'database', 'datadir']
+
+
+def argument_spec():
+    """The module backup_set's options: the one place their types and defaults are written."""
+    return dict(
+        state=dict(type='str', choices=['present', 'pruned'], required=True),
+        store_path=dict(type='path', required=True),
+        server_host=dict(type='str'),
+        database_host=dict(type='str'),
+        store_host=dict(type='str'),
+        backup_dir=dict(type='path'),
+        dbname=dict(type='str'),
+        consistent=dict(type='bool', default=False),
+        config=dict(type='dict'),
+        database=dict(type='dict'),
+        datadir=dict(type='dict'),
+        other_sources=dict(type='dict'),
+        keep=dict(type='int'),
+        keep_younger_than=dict(type='str'),
+    )
+
+
+REQUIRED_IF = [('state', 'present', PRESENT_NEEDS), ('state', 'pruned', ['keep', 'keep_younger_than'], True)]
+
+
+def info_argument_spec():
+    """The module backup_set_info's options."""
+    return dict(
+        store_path=dict(type='path', required=True),
+        set_id=dict(type='str'),
+        require_complete=dict(type='bool', default=True),
+    )
 
 
 class Options(object):
-    """The module's params, read once (defaults live in the argument spec only)."""
+    """A module's params, read once through base/params.given() (defaults live in the argument spec only)."""
 
     __slots__ = ('state', 'store_path', 'set_id', 'require_complete', 'server_host', 'database_host', 'store_host',
                  'backup_dir', 'dbname', 'consistent', 'config', 'database', 'datadir', 'other_sources', 'keep',
@@ -35,9 +72,9 @@ class Options(object):
             setattr(self, name, values.get(name))
 
     @classmethod
-    def from_params(cls, params):
-        values = {name: params.get(name) for name in cls.__slots__}
-        return cls(**values)
+    def from_params(cls, params, spec):
+        values = given(spec, params)
+        return cls(**{name: values[name] for name in cls.__slots__ if name in values})
 
 
 def _text(raw):
