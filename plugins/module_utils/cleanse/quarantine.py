@@ -244,12 +244,9 @@ class QuarantineWriter(object):
     """
 
     def __init__(self, quarantine_dir, datadir, dir_records):
-        self.quarantine_dir = quarantine_dir
-        self.datadir = datadir
-        self.dir_records = dir_records
-        self.root_fd = None
-        self.chain = None
-        self.journal = None
+        self.quarantine_dir, self.datadir, self.dir_records = quarantine_dir, datadir, dir_records
+        # Opened at the first move (_open), so a run with nothing to move leaves no quarantine or journal.
+        self.root_fd = self.chain = self.journal = None
         self.created = []
         self.recorded = set()
 

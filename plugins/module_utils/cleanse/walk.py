@@ -37,13 +37,9 @@ class Walker(object):
     """
 
     def __init__(self, datadir, subdir, ids, stats, spool, listing, unknown_listing, now, min_age):
-        self.datadir = datadir
-        self.subdir = subdir
-        self.ids = ids
-        self.stats = stats
-        self.spool = spool
-        self.listing = listing
-        self.unknown_listing = unknown_listing
+        self.datadir, self.subdir, self.ids, self.stats = datadir, subdir, ids, stats
+        # Where every orphan goes (the spool) and the bounded samples shown in the result.
+        self.spool, self.listing, self.unknown_listing = spool, listing, unknown_listing
         self.young_before = now - min_age
         self.empty_dirs = []  # post-order: children before parents
         self.dirs = {}  # relpath ('' is the data dir) -> dir_record()
