@@ -7,8 +7,11 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Shared attribute declarations; each module states its own support levels.
+    # Shared by every module of the collection: its author, the attribute descriptions and the path rule. A module adds
+    # its support levels (one of the variants below, or its own) and, where it has something to say, the details.
     DOCUMENTATION = r'''
+author:
+  - omero.backup contributors (@ome)
 options: {}
 attributes:
   check_mode:
@@ -33,4 +36,24 @@ attributes:
     support: N/A
     details:
       - This action does not modify state.
+'''
+
+    # Modules that change state, support check mode fully and show a diff.
+    DIFF_FULL = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+'''
+
+    # Modules that change state, support check mode fully and have no diff to show.
+    DIFF_NONE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
 '''

@@ -39,18 +39,15 @@ description:
     true), every component it names has its needed fields and says it is complete, and it is stored under its own
     C(set_id). Records of C(format_version) 1 (written by the roles before this module; no C(components), no
     per-component C(complete), all three components implied) are read with the same field rules."
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - O(state=present) and O(state=pruned) say what they would write or remove and change nothing.
   diff_mode:
-    support: full
     details:
       - O(state=present) shows the record before and after (the set's file).
 options:

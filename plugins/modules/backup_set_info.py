@@ -18,8 +18,6 @@ description:
   - A record is read only from a regular file (never through a symlink) owned by root or the module's user and
     writable by nobody else, in a C(sets/) directory with the same rule; a record readable by others (0644) is read,
     since it holds no secret.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
   - omero.backup.attributes.info_module

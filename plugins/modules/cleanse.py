@@ -35,22 +35,19 @@ description:
   - Takes the data dir lock (C(omero-backup-datadir-<hash of the real path of datadir>.lock) in O(lock_dir)) before
     anything else, so a second cleanse of the same data dir fails at once, naming the pid of the one running, and
     removes nothing.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - Check mode is C(omero admin cleanse --dry-run), it lists what would be removed and removes nothing. It takes no
         lock.
       - With O(state=restored), check mode runs every check of the undo and lists what would be moved back; it
         fails on the same refusals as a real run and moves nothing.
   diff_mode:
-    support: full
     details:
       - The diff lists the removed files (at most O(max_listed) of them).
 options:

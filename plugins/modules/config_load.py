@@ -28,17 +28,14 @@ description:
   - A concurrent C(omero config) writer holding C(config.xml.lock) fails the task with "config is locked".
   - On hosts set up with the C(ome.omero_server) role, which rebuilds the profile from
     C(/opt/omero/server/config/*.omero) at every start, O(managed_config_dir) makes the restore survive a restart.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
 attributes:
   check_mode:
-    support: full
     details:
       - Reports the keys that would be added, removed or changed; changes nothing.
   diff_mode:
-    support: full
     details:
       - Shows the profile before and after as C(key=value) lines, password values masked and marked when changed.
 options:

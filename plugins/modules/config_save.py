@@ -21,17 +21,14 @@ description:
   - Refuses, naming the keys, values that cannot come back through C(omero config load) (line breaks, trailing
     blanks, a trailing backslash), unless O(rely_on_config_xml=true).
   - The parent directory of O(dest) is created, mode 0700, when missing.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
 attributes:
   check_mode:
-    support: full
     details:
       - Reads the profile and reports whether the backup would change; writes nothing.
   diff_mode:
-    support: full
     details:
       - Shows the saved C(key=value) lines before and after, with every password value masked.
 options:

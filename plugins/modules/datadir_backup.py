@@ -33,20 +33,16 @@ description:
     C(.omero-backup-restore.*) and C(omero-backup-replaced-*) (old content a restore kept) are always excluded.
   - File names are bytes and are backed up as they are; names in results that are not printable UTF-8 are shown
     escaped (C(\xe9), C(\n)).
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.attributes
+  - omero.backup.attributes.diff_none
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - Checks the source, the destination (for a remote one, that ssh and rdiff-backup answer) and reports the
         commands it would run and the increments retention would remove.
-  diff_mode:
-    support: none
 notes:
   - Not idempotent by nature, since every run adds an increment; use O(skip_if_newer_than) to make repeated runs
     V(changed=false).

@@ -28,20 +28,17 @@ description:
   - A restore killed mid-copy leaves its staging tree C(.omero-backup-restore.<key>.*) (C(<key>) names O(dest)). The
     next run, once it holds the data dir's lock (so no restore uses it), removes those of O(dest) and reports them in
     RV(leftovers); so does M(omero.backup.datadir_backup), which never backs them up.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - Resolves the backup to restore, runs the uuid checks and reports what would happen; nothing is written.
   diff_mode:
-    support: full
     details:
       - Shows which backup O(dest) held before and will hold after.
 notes:

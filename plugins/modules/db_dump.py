@@ -23,20 +23,16 @@ description:
     non-superuser owner role a restore needs.
   - Takes the collection's lock on O(dest); a second dump into the same destination fails at once with a message
     saying that one is already running.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.attributes.diff_none
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - Connects, checks the client and server versions and O(compress), compares the free space at O(dest) with the
         database size, and reports the path it would write and the dumps retention would remove. Writes nothing.
-  diff_mode:
-    support: none
 notes:
   - Not idempotent by nature, since every run writes a new dump; O(skip_if_newer_than) makes repeated runs V(changed=false).
   - Dumps contain C(session.uuid) values that let anyone attach to live OMERO sessions; files are created mode 0600 and

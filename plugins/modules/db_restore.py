@@ -44,19 +44,16 @@ description:
     C(omero.backup restored sha256=<sha256> from <dump> at <time>), followed by C(; ANALYZE pending ...) until ANALYZE
     has run. A run with the dump already restored is V(changed=false), unless its ANALYZE is still pending and
     O(analyze=true), which then runs ANALYZE only.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
 attributes:
   check_mode:
-    support: full
     details:
       - Verifies the dump, inspects the role and the target database and reports what it would create, replace or
         analyze. Changes nothing and takes no lock.
   diff_mode:
-    support: full
     details:
       - Shows the role and the database before and after (absent, empty, not empty, restored from which dump, ANALYZE
         pending).

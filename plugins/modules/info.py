@@ -18,8 +18,6 @@ description:
     space at a backup destination.
   - A database that cannot be reached is reported in RV(postgres.error) rather than failing the task,
     so the module also describes a host whose database is down.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes

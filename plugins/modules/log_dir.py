@@ -24,17 +24,14 @@ description:
   - With O(move_logs=true), moves the logs of the previous log directory (live C(NAME.log), rolled C(NAME.log.N) and
     compressed ones) into O(path), refusing when any of them is open by a process (a running server).
   - Rolled-log housekeeping is M(omero.backup.logs), which finds the relocated directory by itself.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
 attributes:
   check_mode:
-    support: full
     details:
       - Validates every descriptor and reports what would change; changes nothing.
   diff_mode:
-    support: full
     details:
       - Shows each descriptor's text before and after, and the directory to be created.
 options:

@@ -27,18 +27,15 @@ description:
     with the original, then renamed into place; only then is the original removed, and only if it is still the same
     file (the server may have rolled its logs meanwhile).
   - To move the log directory itself, use M(omero.backup.log_dir).
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_full
   - omero.backup.durations
 attributes:
   check_mode:
-    support: full
     details:
       - Lists the files that would be compressed or deleted and changes nothing.
   diff_mode:
-    support: full
     details:
       - Shows the rolled files of the log directory before and after.
 options:

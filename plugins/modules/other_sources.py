@@ -18,17 +18,13 @@ description:
     header), so unchanged sources give the same bytes; an unchanged archive is left alone and reported unchanged.
     A changed one is written beside the old one, synced and renamed over it.
   - Members are named after their absolute paths without the leading C(/), so the archive unpacks with C(-C /).
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
+  - omero.backup.attributes.diff_none
 attributes:
   check_mode:
-    support: full
     details:
       - Builds the archive in memory and reports whether it would change; writes nothing.
-  diff_mode:
-    support: none
 options:
   paths:
     description:

@@ -20,15 +20,9 @@ description:
   - Both files are replaced atomically, so a monitoring scrape never reads a torn file.
   - A success of the backup set already recorded as the last success (same O(set_id)) changes nothing, so a re-run
     that found every backup recent enough reports no change. A failure is always recorded.
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+  - omero.backup.attributes.diff_none
 options:
   status_file:
     description:

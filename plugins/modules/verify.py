@@ -19,8 +19,6 @@ description:
   - Sampled rows are chosen at random, so repeated runs cover more of a large store.
   - Symbolic links left by in-place imports are restored as links; when their target is missing they are listed in
     RV(dangling_links) but are not a failure (their targets live outside the data directory).
-author:
-  - omero.backup contributors (@ome)
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
