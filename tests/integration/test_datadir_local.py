@@ -7,7 +7,6 @@ data dir and PostgreSQL, with the repository on a local path."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import pytest
 
 from helpers.ansible import collections_path, run_module
 from helpers.sandbox import connection_args
+from helpers.tree import snapshot
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 
@@ -31,29 +31,6 @@ def excluded(relpath):
     if parts[0] == 'BioFormatsCache':
         return True
     return parts[-1] == '.lock' and '.omero' in parts
-
-
-def snapshot(root, skip=()):
-    """relpath -> (type, size, sha256 or link target, mode, uid, gid) of every entry below root."""
-    entries = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in dirnames + filenames:
-            relpath = os.path.normpath(os.path.join(rel_dir, name))
-            if relpath in skip or any(relpath.startswith(s + '/') for s in skip):
-                continue
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                with open(path, 'rb') as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            else:
-                content = None
-            entries[relpath] = (stat.S_IFMT(info.st_mode), info.st_size if stat.S_ISREG(info.st_mode) else None,
-                                content, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-    return entries
 
 
 def backed_up(root):

@@ -8,7 +8,6 @@ and to a backup host over ssh."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import hashlib
 import os
 import shutil
 import stat
@@ -17,6 +16,7 @@ import subprocess
 import pytest
 
 from helpers.ansible import run_module
+from helpers.tree import entry_content
 from test_datadir_local import MARKER, excluded
 # backup_host is a fixture: pytest uses it by its name.
 from test_datadir_remote import backup_host, ssh_args  # noqa: F401 pylint: disable=unused-import
@@ -39,15 +39,8 @@ def byte_snapshot(root, skip=()):
             if relpath in skip:
                 continue
             info = os.lstat(full)
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(full)
-            elif stat.S_ISREG(info.st_mode):
-                with open(full, 'rb') as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            else:
-                content = None
             found[relpath] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
-                              info.st_size if stat.S_ISREG(info.st_mode) else None, content)
+                              info.st_size if stat.S_ISREG(info.st_mode) else None, entry_content(full, info))
     return found
 
 

@@ -10,7 +10,6 @@ This is what a step does through the interface only, and what the next engines (
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import hashlib
 import os
 import shutil
 import stat
@@ -19,6 +18,7 @@ import sys
 import pytest
 
 from helpers.ansible import collections_path
+from helpers.tree import entry_content
 from helpers.sandbox import connection_args, psycopg2_connect, query
 
 if collections_path() not in sys.path:
@@ -58,14 +58,7 @@ def tree(root, skip_top=()):
                 continue
             path = os.path.join(dirpath, name)
             info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                with open(path, 'rb') as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            else:
-                content = None
-            entries[relpath] = (stat.S_IFMT(info.st_mode), content)
+            entries[relpath] = (stat.S_IFMT(info.st_mode), entry_content(path, info))
     return entries
 
 

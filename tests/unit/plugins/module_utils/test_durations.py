@@ -11,18 +11,16 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import importlib
-import json
 import os
 import re
 
 import pytest
 import yaml
 
-from ansible.module_utils import basic
-
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import DURATION_OPTIONS, parse_duration, rdiff_backup_interval
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import RdiffError, interval_seconds, resolve_at
+from helpers.modules import import_module, main_arguments, printed_result, set_module_args
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins', 'modules')
 MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith('.py') and not name.startswith('_'))
@@ -92,36 +90,14 @@ def test_a_restore_at_a_duration_back_reads_it_in_the_same_grammar():
 # Every module's duration options
 # ---------------------------------------------------------------------------
 
-class _SpecRead(Exception):
-    pass
-
-
-def _import(name):
-    return importlib.import_module('ansible_collections.omero.backup.plugins.modules.' + name)
-
-
 def _argument_spec(name, monkeypatch):
-    module = _import(name)
-    seen = []
-
-    class Reading(basic.AnsibleModule):
-        def __init__(self, argument_spec, **kwargs):
-            seen.append(argument_spec)
-            raise _SpecRead()
-
-    monkeypatch.setattr(module, 'AnsibleModule', Reading)
-    with pytest.raises(_SpecRead):
-        module.main()
-    monkeypatch.undo()
-    return seen[0]
+    return main_arguments(name, monkeypatch)['argument_spec']
 
 
 def _run(name, args, monkeypatch, capsys):
     """The JSON the module's real main() exits with."""
-    module = _import(name)
-    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
-    if hasattr(basic, '_ANSIBLE_PROFILE'):
-        monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+    module = import_module(name)
+    set_module_args(monkeypatch, args)
     capsys.readouterr()
     try:
         module.main()
@@ -129,8 +105,7 @@ def _run(name, args, monkeypatch, capsys):
         pass
     finally:
         monkeypatch.undo()
-    out = capsys.readouterr().out
-    return json.loads(out[out.index('{'):])
+    return printed_result(capsys.readouterr().out)
 
 
 def test_the_list_of_duration_options_names_real_options(monkeypatch):
@@ -141,7 +116,7 @@ def test_the_list_of_duration_options_names_real_options(monkeypatch):
 
 def _documented_options(name):
     """The module's documented options, with those of its omero.backup doc fragments."""
-    docs = yaml.safe_load(_import(name).DOCUMENTATION)
+    docs = yaml.safe_load(import_module(name).DOCUMENTATION)
     options = dict(docs.get('options') or {})
     for fragment in docs.get('extends_documentation_fragment') or []:
         if fragment.startswith('omero.backup.'):

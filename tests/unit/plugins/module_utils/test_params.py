@@ -11,17 +11,14 @@ module whose options passed stops right there instead of going on to touch datab
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import importlib
-import json
 import os
 
 import pytest
 import yaml
 
-from ansible.module_utils import basic
-
 from ansible_collections.omero.backup.plugins.module_utils.base import params
 from ansible_collections.omero.backup.plugins.module_utils.base.params import location_problem, max_jobs, path_problem, problems, relative_problem
+from helpers.modules import import_module, main_arguments, printed_result, set_module_args
 
 MODULES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'plugins', 'modules')
 MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith('.py') and not name.startswith('_'))
@@ -152,34 +149,8 @@ def test_check_params_fails_once_with_every_problem_and_changed_false():
 # Every module
 # ---------------------------------------------------------------------------
 
-class _SpecRead(Exception):
-    pass
-
-
 class _Passed(Exception):
     """check_params found nothing; the module would go on to do its work."""
-
-
-def _import(name):
-    return importlib.import_module('ansible_collections.omero.backup.plugins.modules.' + name)
-
-
-def _argument_spec(name, monkeypatch):
-    """What the module's main() hands to AnsibleModule: argument_spec (built by helpers such as
-    postgres_argument_spec) and the other keywords (required_if ...)."""
-    module = _import(name)
-    seen = []
-
-    class Reading(basic.AnsibleModule):
-        def __init__(self, argument_spec, **kwargs):
-            seen.append(dict(kwargs, argument_spec=argument_spec))
-            raise _SpecRead()
-
-    monkeypatch.setattr(module, 'AnsibleModule', Reading)
-    with pytest.raises(_SpecRead):
-        module.main()
-    monkeypatch.undo()
-    return seen[0]
 
 
 def _value(option):
@@ -208,7 +179,7 @@ def _valid_args(spec):
 
 def _run(name, args, monkeypatch, capsys):
     """Run the module's main(); the JSON it failed with, or None when check_params passed it."""
-    module = _import(name)
+    module = import_module(name)
     calls = []
 
     def checking(ansible_module, *a, **kw):
@@ -217,9 +188,7 @@ def _run(name, args, monkeypatch, capsys):
         raise _Passed()
 
     monkeypatch.setattr(module, 'check_params', checking)
-    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
-    if hasattr(basic, '_ANSIBLE_PROFILE'):
-        monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+    set_module_args(monkeypatch, args)
     capsys.readouterr()
     try:
         module.main()
@@ -229,8 +198,7 @@ def _run(name, args, monkeypatch, capsys):
     except SystemExit:
         monkeypatch.undo()
         assert len(calls) == 1, 'the module failed before check_params ran: %s' % capsys.readouterr().out
-        out = capsys.readouterr().out
-        return json.loads(out[out.index('{'):])
+        return printed_result(capsys.readouterr().out)
     raise AssertionError('%s main() returned without failing or reaching check_params' % name)
 
 
@@ -239,18 +207,18 @@ def _path_options(spec):
 
 
 def _documented_options(name):
-    return yaml.safe_load(_import(name).DOCUMENTATION).get('options') or {}
+    return yaml.safe_load(import_module(name).DOCUMENTATION).get('options') or {}
 
 
 @pytest.mark.parametrize('name', MODULES)
 def test_every_module_passes_its_defaults_and_required_options(name, monkeypatch, capsys):
-    spec = _argument_spec(name, monkeypatch)
+    spec = main_arguments(name, monkeypatch)
     assert _run(name, _valid_args(spec), monkeypatch, capsys) is None
 
 
 @pytest.mark.parametrize('name', MODULES)
 def test_every_path_option_of_every_module_refuses_empty_and_relative(name, monkeypatch, capsys):
-    spec = _argument_spec(name, monkeypatch)
+    spec = main_arguments(name, monkeypatch)
     paths = _path_options(spec)
     assert paths, '%s has no path option: is its spec read right?' % name
     for option_name in paths:
@@ -271,7 +239,7 @@ def test_every_path_option_of_every_module_refuses_empty_and_relative(name, monk
                                           ('store::', "%s 'store::' names no path"),
                                           ('store::srv/backup', "%s 'store::srv/backup': the path after")])
 def test_repository_locations_refuse_empty_and_relative_paths(name, value, start, monkeypatch, capsys):
-    spec = _argument_spec(name, monkeypatch)
+    spec = main_arguments(name, monkeypatch)
     for option_name in LOCATIONS[name]:
         assert spec['argument_spec'][option_name]['type'] == 'str'
         failed = _run(name, dict(_valid_args(spec), **{option_name: value}), monkeypatch, capsys)
@@ -292,7 +260,7 @@ def test_every_str_option_documented_as_an_absolute_path_is_checked_as_a_locatio
 
 @pytest.mark.parametrize('name', MODULES)
 def test_every_parallelism_option_is_bounded(name, monkeypatch, capsys):
-    spec = _argument_spec(name, monkeypatch)
+    spec = main_arguments(name, monkeypatch)
     counted = sorted(option_name for option_name in spec['argument_spec'] if option_name in ('jobs', 'workers', 'parallel', 'threads'))
     assert counted == JOBS.get(name, [])
     for option_name in counted:

@@ -6,11 +6,9 @@
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +25,7 @@ from ansible_collections.omero.backup.plugins.module_utils.datadir.restore impor
 from ansible_collections.omero.backup.plugins.module_utils.engines.rdiff_backup import exclude_globs
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import ExclusiveLock, datadir_lock_path
 from ansible_collections.omero.backup.plugins.module_utils.tools.rdiff import Location, lock_path
+from helpers.tree import snapshot
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 
@@ -70,29 +69,6 @@ def make_datadir(root, outside):
             for name in dirnames + filenames:
                 os.lchown(os.path.join(dirpath, name), 999 if name != 'omero.config' else 0, 999)
     return root
-
-
-def snapshot(root, skip=()):
-    """relpath -> (type, size, sha256 or link target, mode, uid, gid) of every entry below root."""
-    entries = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in dirnames + filenames:
-            relpath = os.path.normpath(os.path.join(rel_dir, name))
-            if any(relpath == s or relpath.startswith(s + '/') for s in skip):
-                continue
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                with open(path, 'rb') as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            else:
-                content = None
-            entries[relpath] = (stat.S_IFMT(info.st_mode), info.st_size if stat.S_ISREG(info.st_mode) else None,
-                                content, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-    return entries
 
 
 EXCLUDED = ('BioFormatsCache', '.omero/repository/%s/.lock' % DB_UUID,
