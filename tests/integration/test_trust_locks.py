@@ -13,15 +13,14 @@ __metaclass__ = type
 
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from helpers.ansible import collections_path, run_module
+from helpers.dirs import temp_dir
 
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
@@ -54,19 +53,15 @@ def _stop(proc):
 @pytest.fixture
 def shared_lock_dir():
     """The old layout: a sticky, world-writable lock directory (like /run/lock) that nobody can write to."""
-    path = tempfile.mkdtemp(prefix='omero-backup-shared-lock-')
-    os.chmod(path, 0o1777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with temp_dir('omero-backup-shared-lock-', 0o1777) as path:
+        yield path
 
 
 @pytest.fixture
 def root_lock_dir():
     """A lock directory of root's (0755) that nobody can reach but not write (pytest's basetemp is private)."""
-    path = tempfile.mkdtemp(prefix='omero-backup-root-lock-')
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with temp_dir('omero-backup-root-lock-', 0o755) as path:
+        yield path
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 from ansible_collections.omero.backup.plugins.module_utils.base import locking
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import AlreadyRunning, ExclusiveLock, LockRefused
+from helpers.dirs import temp_dir
 
 HOLDER = '''
 import fcntl, os, sys, time
@@ -88,10 +88,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='needs root to act as 
 @pytest.fixture
 def world_readable_dir():
     """A directory another user can reach (pytest's basetemp is private to root)."""
-    path = tempfile.mkdtemp(prefix='omero-backup-locktest-')
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with temp_dir('omero-backup-locktest-', 0o755) as path:
+        yield path
 
 
 def _as_nobody(lock_file, world_readable_dir):
