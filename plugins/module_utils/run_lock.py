@@ -179,8 +179,11 @@ class RunLock(object):
         atomic_write(self.path, json.dumps(record, sort_keys=True, indent=1) + '\n', mode=0o600)
 
     def _guarded(self, fn):
-        """Run ``fn`` under the keyed flock of this name, so read-check-write is one step between runs."""
-        if not self._dir_checked():
+        """Run ``fn`` under the keyed flock of this name, so read-check-write is one step between runs.
+
+        Check mode only reads: it takes no flock, whose file it would have to create.
+        """
+        if not self._dir_checked() or self.check_mode:
             return fn()
         try:
             with ExclusiveLock(keyed_lock_path('run', self.name, self.lock_dir), purpose='run lock update'):

@@ -149,12 +149,15 @@ def test_check_mode_writes_nothing_and_makes_no_directory(tmp_path):
     real = RunLock('omero-server', str(tmp_path / 'locks'))
     real.take(holder('run-1'), NOW, HOUR)
     before = open(real.path).read()
+    before_names = os.listdir(real.lock_dir)
     checked = RunLock('omero-server', str(tmp_path / 'locks'), check_mode=True)
     with pytest.raises(RunLockHeld):
         checked.take(holder('run-2'), NOW, HOUR)
     assert checked.take(holder('run-2'), NOW + 2 * HOUR, HOUR)['taken_over']['run_id'] == 'run-1'
     assert checked.release('run-1')['changed']
     assert open(real.path).read() == before
+    # Not even the flock's file: a check run leaves the lock directory as it found it.
+    assert sorted(os.listdir(real.lock_dir)) == sorted(before_names)
 
 
 def test_a_torn_record_is_taken_over(lock):
@@ -203,3 +206,13 @@ def test_the_module_step_dispatches_on_state(lock):
     assert run_lock_step(lock, params, HOUR, now=NOW)['holder']['job'] == 'restore'
     assert run_lock_step(lock, dict(params, state='renewed'), HOUR, now=NOW + 1)['state'] == 'held'
     assert run_lock_step(lock, dict(params, state='absent'), HOUR)['state'] == 'absent'
+
+
+def test_check_mode_in_an_existing_lock_directory_creates_no_file(tmp_path):
+    locks = tmp_path / 'locks'
+    locks.mkdir(mode=0o700)
+    checked = RunLock('omero-server', str(locks), check_mode=True)
+    checked.take(holder('run-1'), NOW, HOUR)
+    checked.renew('run-1', NOW, HOUR)
+    checked.release('run-1')
+    assert os.listdir(str(locks)) == []
