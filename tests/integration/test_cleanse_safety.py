@@ -23,7 +23,7 @@ import time
 
 import pytest
 from helpers.ansible import collections_path, run_module
-from helpers.sandbox import psycopg2_connect
+from test_cleanse import _connect, _db_args as cleanse_args
 
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
@@ -38,18 +38,11 @@ TEMP_PREFIX = '.omero-backup-tmp.'
 
 
 def _db_args(description, **extra):
-    postgres = description['postgres']
-    args = dict(login_unix_socket=postgres['host'], port=postgres['port'], login_user=postgres['superuser'],
-                login_password=postgres['superuser_password'], datadir=description['datadir'], lock_dir=description['root'],
-                min_age='1h', max_id_margin=10 ** 12)  # some sandbox orphans sit far above max(id) by design
+    """test_cleanse's arguments with a short min_age and a wide id margin: some sandbox orphans sit far above max(id)
+    by design."""
+    args = dict(min_age='1h', max_id_margin=10 ** 12)
     args.update(extra)
-    return args
-
-
-def _connect(description):
-    conn = psycopg2_connect(description)  # the sandbox's socket, as its superuser
-    conn.autocommit = True
-    return conn
+    return cleanse_args(description, **args)
 
 
 def _free_ids(description, table, count):
