@@ -8,12 +8,14 @@ __metaclass__ = type
 
 import hashlib
 import os
-import socket
 import sys
 
 TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'tools')
 if TOOLS_DIR not in sys.path:
     sys.path.insert(0, TOOLS_DIR)
+
+# The sandbox tool's own probe: a TCP port on 127.0.0.1 that is free now.
+from omero_sandbox.system import free_port as free_tcp_port  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 
 def connection_args(description, via='socket', role='superuser'):
@@ -73,15 +75,6 @@ def drop_database_and_owner(description):
             cursor.execute('DROP ROLE %s' % postgres['owner'])
     finally:
         conn.close()
-
-
-def free_tcp_port():
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
-    finally:
-        probe.close()
 
 
 def tree_fingerprint(root):
