@@ -15,6 +15,14 @@ PERMISSIONS = -52  # rwra-- style bit mask, as on a read-annotate group
 COPY_BATCH = 50000
 EVENTLOG_PADDING_BATCH = 500000
 
+# The columns every OMERO model object carries (its version and its "details": who, which group, which events).
+DETAILS_COLUMNS = """version integer,
+    creation_id bigint NOT NULL REFERENCES event (id),
+    external_id bigint,
+    group_id bigint NOT NULL REFERENCES experimentergroup (id),
+    owner_id bigint NOT NULL REFERENCES experimenter (id),
+    update_id bigint NOT NULL REFERENCES event (id)"""
+
 TABLES_DDL = """
 CREATE TABLE dbpatch (
     id bigint PRIMARY KEY,
@@ -101,12 +109,7 @@ CREATE TABLE originalfile (
     path text NOT NULL,
     repo varchar(36),
     size bigint,
-    version integer,
-    creation_id bigint NOT NULL REFERENCES event (id),
-    external_id bigint,
-    group_id bigint NOT NULL REFERENCES experimentergroup (id),
-    owner_id bigint NOT NULL REFERENCES experimenter (id),
-    update_id bigint NOT NULL REFERENCES event (id)
+    %(details)s
 );
 CREATE TABLE pixels (
     id bigint PRIMARY KEY,
@@ -124,12 +127,7 @@ CREATE TABLE pixels (
     path text,
     name text,
     repo varchar(36),
-    version integer,
-    creation_id bigint NOT NULL REFERENCES event (id),
-    external_id bigint,
-    group_id bigint NOT NULL REFERENCES experimentergroup (id),
-    owner_id bigint NOT NULL REFERENCES experimenter (id),
-    update_id bigint NOT NULL REFERENCES event (id)
+    %(details)s
 );
 CREATE TABLE thumbnail (
     id bigint PRIMARY KEY,
@@ -139,14 +137,9 @@ CREATE TABLE thumbnail (
     sizex integer NOT NULL,
     sizey integer NOT NULL,
     pixels bigint NOT NULL REFERENCES pixels (id),
-    version integer,
-    creation_id bigint NOT NULL REFERENCES event (id),
-    external_id bigint,
-    group_id bigint NOT NULL REFERENCES experimentergroup (id),
-    owner_id bigint NOT NULL REFERENCES experimenter (id),
-    update_id bigint NOT NULL REFERENCES event (id)
+    %(details)s
 );
-"""
+""" % {'details': DETAILS_COLUMNS}
 
 SEQUENCE_TABLES = ('dbpatch', 'experimentergroup', 'experimenter', 'session', 'event', 'eventlog',
                    'originalfile', 'pixels', 'thumbnail')
