@@ -102,7 +102,7 @@ def holder_state(holder, now, this_host=None, this_boot=None):
     this_host = this_host or socket.gethostname()
     this_boot = this_boot if this_boot is not None else boot_id()
     local = holder.get('controller_host') == this_host and holder.get('controller_pid')
-    running = None
+    running, why = None, None
     if local:
         if holder.get('boot_id') and this_boot and holder['boot_id'] != this_boot:
             running, why = False, 'this host has rebooted since'
