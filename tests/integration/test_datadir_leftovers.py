@@ -10,7 +10,6 @@ __metaclass__ = type
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from helpers.ansible import VENV_BIN, _unsafe_yaml, ansible_env, collections_path, run_module
 from helpers.locks import hold_lock
+from helpers.processes import kill_tree
 from test_datadir_local import MARKER, backed_up, snapshot
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup') or os.geteuid() != 0,
@@ -75,46 +75,6 @@ def staging_trees(datadir):
 
 def tree_bytes(path):
     return sum(os.lstat(os.path.join(root, name)).st_size for root, dirs, files in os.walk(path) for name in files)
-
-
-def process_tree(root):
-    """root and every process below it (from /proc), parents first."""
-    children = {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as handle:
-                fields = handle.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
-
-
-def kill_tree(root):
-    """SIGKILL root and all its descendants (ansible-playbook, its worker, the module, rdiff-backup): frozen first
-    with SIGSTOP, so none finishes its work or forks between the look and the kill, as after a power cut."""
-    seen = []
-    for _round in range(3):
-        for pid in process_tree(root):
-            if pid not in seen:
-                seen.append(pid)
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-    for pid in seen:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return seen
 
 
 def kill_restore_mid_copy(repo, dest, tmp_path):

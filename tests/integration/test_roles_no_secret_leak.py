@@ -21,12 +21,12 @@ __metaclass__ = type
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
 
 from helpers.ansible import REPO_ROOT, VENV_BIN, ansible_env, module_results, run_playbook
+from helpers.processes import cmdline, kill_tree, process_tree
 from helpers.sandbox import drop_database_and_owner, psycopg2_connect
 
 # Processes a password may legitimately live in: a module's python (the password is one of its arguments, which
@@ -174,44 +174,13 @@ def test_no_password_on_the_process_list_or_in_verbose_output_during_every_role(
         assert secret not in output
 
 
-def process_tree(root):
-    """root and every process it started, through any session (ansible's workers call setsid)."""
-    children = {}
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/%s/status' % pid) as handle:
-                parent = re.search(r'^PPid:\s+(\d+)$', handle.read(), re.M).group(1)
-        except (IOError, OSError, AttributeError):
-            continue
-        children.setdefault(int(parent), []).append(int(pid))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def kill_tree(run):
-    """kill -9 of the controller, its workers and the module they run, all at once, as a crash would."""
-    tree = process_tree(run.pid)
-    cmdlines = []
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGSTOP)  # nothing reacts to the others' deaths before it dies too
-            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-                cmdlines.append(handle.read())
-        except (IOError, OSError):
-            pass
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+def kill_run(run):
+    """kill -9 of the controller, its workers and the module they run, all at once, as a crash would; their command lines."""
+    frozen = process_tree(run.pid)
+    cmdlines = [cmdline(pid) for pid in frozen]
+    kill_tree(run.pid)
     run.wait()
-    return cmdlines
+    return [line for line in cmdlines if line]
 
 
 def files_holding(roots, secrets, skip=()):
@@ -272,11 +241,11 @@ def test_a_restore_killed_mid_run_leaves_no_secret_once_the_next_run_has_started
                 break
             time.sleep(0.5)
         assert waiting, 'the restore never reached its database step (rc %s)' % run.poll()
-        killed = kill_tree(run)
+        killed = kill_run(run)
         assert [cmdline for cmdline in killed if MODULE_PYTHON.match(cmdline)], 'no module was running: %s' % killed
     finally:
         if run is not None and run.poll() is None:
-            kill_tree(run)
+            kill_run(run)
         lock.rollback()
         lock.close()
 

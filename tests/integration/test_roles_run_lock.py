@@ -25,7 +25,7 @@ import pytest
 import omero_sandbox
 from helpers.ansible import VENV_BIN, ansible_env, run_playbook
 from helpers.sandbox import psycopg2_connect, query
-from test_datadir_leftovers import kill_tree
+from helpers.processes import kill_tree
 from test_roles_faults import demo_play, role_task, status_and_metrics
 
 LOCK_NAME = 'omero-backup-run-omero-server.json'
