@@ -142,21 +142,32 @@ def last_backup_run(container):
 
 
 def service_properties(container):
-    out = podman('exec', container, 'systemctl', 'show', '-p', 'ActiveState,Result,ExecMainStatus,InvocationID',
+    out = podman('exec', container, 'systemctl', 'show', '-p', 'ActiveState,Result,ExecMainStatus,InvocationID,InactiveExitTimestamp',
                  'omero-backup.service').stdout
     return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
 
 
-def invocation_journal(container, invocation_id, expect):
-    """The journal of one run of the service, once it holds ``expect``: journald may store a short run's
-    last lines a moment after systemctl has returned."""
-    def read():
-        return podman('exec', container, 'journalctl', '--no-pager', '-o', 'cat', '_SYSTEMD_INVOCATION_ID=%s' % invocation_id).stdout
+def invocation_journal(container, run, expect):
+    """The journal of one run of the service (``run``: its service_properties()), once it holds ``expect``.
+
+    journald may store a short run's last lines a moment after systemctl has returned, and for a process that has
+    already exited it may not find the invocation id in its cgroup at all: then the run's lines are read by unit
+    (which the service's stdout stream names itself) from the moment the run started.
+    """
+    def by_invocation():
+        return podman('exec', container, 'journalctl', '--no-pager', '-o', 'cat',
+                      '_SYSTEMD_INVOCATION_ID=%s' % run['InvocationID']).stdout
+
+    def by_unit():
+        return podman('exec', container, 'journalctl', '--no-pager', '-o', 'cat', '-u', 'omero-backup.service',
+                      '--since', run['InactiveExitTimestamp']).stdout
+
     try:
-        wait_for(lambda: expect in read(), 'the journal to hold %r' % expect, limit=30)
+        wait_for(lambda: expect in by_invocation() or expect in by_unit(), 'the journal to hold %r' % expect, limit=30)
     except AssertionError:
         pass  # the caller's assertion shows what the journal holds
-    return read()
+    text = by_invocation()
+    return text if expect in text else by_unit()
 
 
 SCHEDULE_VARS = {'omero_backup_schedule': '*-*-* 02:30:00', 'omero_backup_schedule_ansible_playbook': HOST_ANSIBLE_PLAYBOOK,
@@ -220,7 +231,7 @@ def test_systemd_timer_runs_the_backup_under_a_lock_and_is_removed(start_host, i
     status = last_backup_run(host)
     assert status['state'] == 'failed'
     assert status['error'].startswith('Check the database is reachable'), status['error']
-    journal = invocation_journal(host, ran['InvocationID'], 'PLAY RECAP')
+    journal = invocation_journal(host, ran, 'PLAY RECAP')
     assert 'PLAY [Back up OMERO.server]' in journal and '%s ' % SITE_NAME in journal and 'PLAY RECAP' in journal, journal
 
     # The timer firing while a run by hand holds the lock: the service does nothing and is not a failure.
@@ -230,7 +241,7 @@ def test_systemd_timer_runs_the_backup_under_a_lock_and_is_removed(start_host, i
     podman('exec', host, 'systemctl', 'start', 'omero-backup.service')
     skipped = service_properties(host)
     assert (skipped['ActiveState'], skipped['Result'], skipped['ExecMainStatus']) == ('inactive', 'success', '75'), skipped
-    journal = invocation_journal(host, skipped['InvocationID'], 'this one is skipped')
+    journal = invocation_journal(host, skipped, 'this one is skipped')
     assert 'another run holds %s; this one is skipped' % LOCK in journal and 'PLAY' not in journal, journal
     assert runs_started(host) == 1
     host_sh(host, 'kill "$(cat /run/lock-holder.pid)"')
