@@ -45,11 +45,12 @@ def _collection_path():
 def child(params_file):
     """Run the cleanse once and print its result with this process's own peak RSS."""
     sys.path.insert(0, _collection_path())
-    from ansible_collections.omero.backup.plugins.module_utils.cleanse import cleanse_database
+    from ansible_collections.omero.backup.plugins.module_utils.cleanse.database import cleanse_database
+    from ansible_collections.omero.backup.plugins.module_utils.cleanse.options import CleanseOptions
     with open(params_file) as handle:
         params = json.load(handle)
     started = time.time()
-    result = cleanse_database(params, check_mode=True)
+    result = cleanse_database(CleanseOptions.of(params), check_mode=True)
     result['wall'] = time.time() - started
     # VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss over fork and exec.
     with open('/proc/self/status') as handle:

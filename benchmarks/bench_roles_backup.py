@@ -78,7 +78,6 @@ def playbook_backup(description, store):
         'omero_server_dbuser': postgres['owner'], 'omero_server_dbpassword': postgres['owner_password'],
         'omero_backup_db_login_user': postgres['superuser'], 'omero_backup_db_login_unix_socket': postgres['host'],
         'omero_backup_db_port': postgres['port'], 'omero_backup_store_path': store,
-        'omero_backup_lock_file': os.path.join(description['root'], 'bench.lock'),
         'omero_backup_status_file': os.path.join(description['root'], 'bench-status', 'status.json'),
     }
     work = tempfile.mkdtemp(prefix='omero-bench-roles-')
