@@ -15,7 +15,7 @@ if TOOLS_DIR not in sys.path:
     sys.path.insert(0, TOOLS_DIR)
 
 # The sandbox tool's own probe: a TCP port on 127.0.0.1 that is free now.
-from omero_sandbox.system import free_port as free_tcp_port  # noqa: E402,F401  pylint: disable=wrong-import-position
+from omero_sandbox.system import free_port as free_tcp_port  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
 
 
 def connection_args(description, via='socket', role='superuser'):

@@ -67,7 +67,7 @@ def test_archives_what_exists_reproducibly_and_atomically(tmp_path):
     assert would['changed'] and dest.read_bytes() == data
     changed = run_module('other_sources', args)
     assert changed['changed'] and changed['sha256'] == would['sha256'] != first['sha256']
-    assert [name for name in os.listdir(str(dest.parent))] == ['other-sources.tar.gz']
+    assert os.listdir(str(dest.parent)) == ['other-sources.tar.gz']
 
 
 def test_refuses_a_relative_path_and_a_missing_directory(tmp_path):

@@ -176,4 +176,3 @@ def engine_errors(result):
     except EngineError as exc:
         result.update(exc.details)
         raise DatadirError(str(exc), result)
-

@@ -211,4 +211,3 @@ class RdiffBackupEngine(DatadirEngine):
         the tree's names go through the same decoding and the two are compared as counted lines."""
         listed = self._rdiff(repo).list_files(repo, point.epoch)
         return sorted((listed - listing_lines(relpaths)).elements())
-

@@ -69,7 +69,7 @@ def _walk(datadir, subdir, ids, min_age=3600, now=None):
     listing = cleanse_results.Listing(100)
     unknown = cleanse_results.Listing(100)
     walker = cleanse_walk.Walker(str(datadir), subdir, array.array('q', sorted(ids)), stats, spool, listing, unknown,
-                             now or time.time(), min_age)
+                                 now or time.time(), min_age)
     walker.walk()
     found = sorted(relpath for relpath, _size, _id in cleanse_results.spool_read(spool))
     spool.close()
@@ -169,7 +169,7 @@ def _cleanse_without_database(datadir, ids, quarantine=None, subdirs=('Pixels', 
     for subdir in subdirs:
         result['subdirectories'][subdir] = cleanse_results.new_stats()
         walker = cleanse_walk.Walker(datadir, subdir, array.array('q', sorted(ids)), result['subdirectories'][subdir], spool,
-                                 listing, unknown, time.time(), 3600)
+                                     listing, unknown, time.time(), 3600)
         walker.walk()
         empty_dirs.extend(walker.empty_dirs)
         dir_records.update(walker.dirs)
@@ -255,7 +255,7 @@ def test_report_file_lists_every_orphan(tmp_path):
     cleanse_results.spool_write(spool, 'Files/Dir-999/999002', 10, 999002)
     report = str(tmp_path / 'report.tsv')
     cleanse_results.write_report(report, spool, {'check_mode': False, 'quarantine_dir': None},
-                          removed_paths={'Pixels/998'})
+                                 removed_paths={'Pixels/998'})
     with open(report) as handle:
         assert handle.read() == 'Pixels/998\t333\tremoved\nFiles/Dir-999/999002\t10\tkept\n'
     assert os.stat(report).st_mode & 0o777 == 0o600

@@ -82,7 +82,7 @@ def test_an_engine_missing_a_method_cannot_be_built():
             return None
 
     with pytest.raises(TypeError):
-        Half(never_run)
+        Half(never_run)  # pylint: disable=abstract-class-instantiated
 
 
 def test_results_are_small_typed_records():
@@ -102,8 +102,8 @@ def test_exclusion_patterns_are_checked_once_for_every_engine():
     with pytest.raises(EngineError, match='may not leave it'):
         exclude_patterns(['Files/../../etc'])
     rdiff = engine_for(DATADIR, 'rdiff-backup', never_run)
-    assert rdiff.excludes('/data/[x]', ['a']) == ['/data/\\[x\\]/a'] + ['/data/\\[x\\]/' + pattern for pattern in
-                                                                      base.LEFTOVER_PATTERNS]
+    escaped = '/data/\\[x\\]/'
+    assert rdiff.excludes('/data/[x]', ['a']) == [escaped + 'a'] + [escaped + pattern for pattern in base.LEFTOVER_PATTERNS]
 
 
 def test_rdiff_backup_keeps_one_tree_and_refuses_extra_paths_before_running_anything(tmp_path):
