@@ -7,9 +7,18 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # How the data dir modules reach a repository on a backup host (datadir/common.py ssh_argument_spec()).
+    # The options both data dir modules share: the engine (datadir/common.py engine_argument_spec()) and how they
+    # reach a repository on a backup host (ssh_argument_spec()).
     DOCUMENTATION = r'''
 options:
+  engine:
+    description:
+      - The tool that keeps the repository. V(rdiff-backup) is the only one today.
+      - This is the seam where another engine plugs in (restic, issue 14); the roles will only pass the name on
+        (C(omero_backup_datadir_engine)), nothing else in them depends on the engine.
+    type: str
+    choices: [rdiff-backup]
+    default: rdiff-backup
   ssh_user:
     description:
       - User on the backup host for a remote repository (C(ssh -l)).

@@ -76,8 +76,3 @@ def run_step(module, step, *args, **kwargs):
         fail(module, exc, keep_warnings)
         return  # fail_json exits; a stand-in module in a test may not
     finish(module, result, keep_warnings)
-
-
-def exit_with_result(module, result):
-    """finish() under its old name, for callers not yet on run_step."""
-    finish(module, result)

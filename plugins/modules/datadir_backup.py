@@ -53,14 +53,6 @@ notes:
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(dest), on the backup host.
 options:
-  engine:
-    description:
-      - The tool that keeps the repository. V(rdiff-backup) is the only one today.
-      - This is the seam where another engine plugs in (restic, issue 14); the roles will only pass the name on
-        (C(omero_backup_datadir_engine)), nothing else in them depends on the engine.
-    type: str
-    choices: [rdiff-backup]
-    default: rdiff-backup
   src:
     description:
       - The OMERO data directory (C(omero_server_datadir)).

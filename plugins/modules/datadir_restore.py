@@ -54,14 +54,6 @@ requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(src), on the backup host.
   - psycopg2 on the managed host when O(db) is set.
 options:
-  engine:
-    description:
-      - The tool that keeps the repository. V(rdiff-backup) is the only one today.
-      - This is the seam where another engine plugs in (restic, issue 14); the roles will only pass the name on
-        (C(omero_backup_datadir_engine)), nothing else in them depends on the engine.
-    type: str
-    choices: [rdiff-backup]
-    default: rdiff-backup
   src:
     description:
       - The rdiff-backup repository, a local absolute path or C([user@]host::/absolute/path) over ssh.

@@ -40,9 +40,9 @@ class _ModuleStub(object):
 
 
 @pytest.mark.parametrize('diff_mode', [True, False])
-def test_exit_with_result_keeps_the_diff_only_in_diff_mode(diff_mode):
-    from ansible_collections.omero.backup.plugins.module_utils.glue import exit_with_result
+def test_finish_keeps_the_diff_only_in_diff_mode(diff_mode):
+    from ansible_collections.omero.backup.plugins.module_utils.glue import finish
     module = _ModuleStub(diff_mode)
-    exit_with_result(module, {'changed': True, 'diff': {'before': 'a', 'after': 'b'}})
+    finish(module, {'changed': True, 'diff': {'before': 'a', 'after': 'b'}})
     assert ('diff' in module.exited_with) is diff_mode
     assert module.exited_with['changed'] is True
