@@ -25,7 +25,7 @@ fi
 PKGS=(postgresql postgresql-client rdiff-backup podman runc debootstrap
       openssh-client openssh-server rsync git make gcc g++ python3 python3-dev
       python3-venv libssl-dev libbz2-dev util-linux procps iproute2 tar gzip
-      shellcheck)
+      shellcheck restic pgbackrest)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

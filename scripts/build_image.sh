@@ -16,7 +16,7 @@ DEFAULT_IMAGE=localhost/omero-backup-debian:12
 SUITE=bookworm
 # Hosts in the scenarios play an OMERO.server host and a backup store: they need
 # PostgreSQL 15, rdiff-backup and sshd, plus python3 for Ansible.
-PACKAGES=python3,python3-psycopg2,openssh-server,openssh-client,postgresql,postgresql-client,rdiff-backup,sudo,locales,procps,iproute2,ca-certificates
+PACKAGES=python3,python3-psycopg2,openssh-server,openssh-client,postgresql,postgresql-client,rdiff-backup,restic,pgbackrest,sudo,locales,procps,iproute2,ca-certificates
 # The label lets a changed recipe rebuild the cached image: bump RECIPE_REVISION
 # when the steps below change.
 RECIPE_REVISION=2
