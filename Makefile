@@ -46,7 +46,7 @@ clean:
 
 # Measurements against the raw tools and peers (not part of `make test`; the
 # large sandboxes they build take minutes). One: make bench BENCH=db
-BENCH ?= db datadir cleanse roles_backup
+BENCH ?= db datadir cleanse roles_backup restic
 bench: bootstrap
 	for b in $(BENCH); do $(SUDO) env PYTHONPATH=tools /var/cache/omero-backup/venv/bin/python benchmarks/bench_$$b.py || exit 1; done
 
