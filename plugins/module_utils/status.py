@@ -161,6 +161,42 @@ def render_metrics(status):
     return '\n'.join(lines) + '\n'
 
 
+
+def render_proof_metrics(proof, now):
+    """Prometheus text of one checksum proof (the prove module's result): ``omero_backup_proof_*``.
+
+    Files per result and algorithm and bytes read in the run, the age of the oldest file not yet proven
+    (when a state file tracks the cycle) and the proof's position, so an alert can say "a file has not been
+    proven for 40 days" as well as "a file no longer matches its hash".
+    """
+    lines = []
+
+    def family(name, help_text, samples):
+        if samples:
+            lines.append('# HELP %s %s' % (name, help_text))
+            lines.append('# TYPE %s gauge' % name)
+            lines.extend('%s%s %s' % (name, '{%s}' % labels if labels else '', _number(value)) for labels, value in samples)
+
+    target = 'target="%s"' % _label(proof.get('datadir') or '')
+    family('omero_backup_proof_last_run_timestamp_seconds', 'End of the last checksum proof run.', [(target, now)])
+    family('omero_backup_proof_success', '1 when the last proof run found no mismatched or missing file.',
+           [(target, bool(proof.get('ok')))])
+    family('omero_backup_proof_files', 'Files the last proof run checked, by result and algorithm.',
+           [('%s,algorithm="%s",result="%s"' % (target, _label(algorithm), result), count)
+            for algorithm, counts in sorted((proof.get('by_algorithm') or {}).items())
+            for result, count in sorted(counts.items()) if result != 'bytes'])
+    family('omero_backup_proof_bytes', 'Bytes the last proof run read and hashed.', [(target, proof.get('bytes') or 0)])
+    family('omero_backup_proof_duration_seconds', 'Duration of the last proof run.', [(target, proof.get('duration') or 0)])
+    if proof.get('oldest_unproven_age') is not None:
+        family('omero_backup_proof_oldest_unproven_age_seconds',
+               'Time since the oldest file not yet proven in this cycle was last proven (or since the first run).',
+               [(target, proof['oldest_unproven_age'])])
+        family('omero_backup_proof_cursor_id', 'The originalfile id up to which the current cycle has proven every file.',
+               [(target, proof.get('cursor') or 0)])
+        family('omero_backup_proof_cycle', 'Number of the current proof cycle (1 until the first full pass completes).',
+               [(target, proof.get('cycle') or 1)])
+    return '\n'.join(lines) + '\n'
+
 def record(params, now, check_mode=False):
     """Update the status (and metrics) files; returns the module result."""
     status_file = params['status_file']

@@ -10,7 +10,9 @@ __metaclass__ = type
 import datetime
 import hashlib
 import random
+import struct
 import uuid
+import zlib
 
 from .idpath import id_to_relpath, id_dir_relpath
 
@@ -50,9 +52,9 @@ ATTACHMENT_NAMES = ('results.csv', 'protocol.pdf', 'table.h5', 'notes.txt', 'ana
 
 class Row(object):
     """One originalfile row; `relpath` is its data-dir path when it has bytes on disk."""
-    __slots__ = ('id', 'path', 'name', 'repo', 'mimetype', 'size', 'hash', 'owner', 'relpath', 'kind')
+    __slots__ = ('id', 'path', 'name', 'repo', 'mimetype', 'size', 'hash', 'owner', 'relpath', 'kind', 'hasher')
 
-    def __init__(self, id, path, name, repo, mimetype, size=None, hash=None, owner=0, relpath=None, kind=None):
+    def __init__(self, id, path, name, repo, mimetype, size=None, hash=None, owner=0, relpath=None, kind=None, hasher=None):
         self.id = id
         self.path = path
         self.name = name
@@ -63,6 +65,7 @@ class Row(object):
         self.owner = owner
         self.relpath = relpath
         self.kind = kind  # how its bytes are made: 'file', 'managed' or 'log' (None: no bytes on disk)
+        self.hasher = hasher  # checksumalgorithm.value of `hash` (None: no hash)
 
 
 class IdAllocator(object):
@@ -127,6 +130,26 @@ def file_bytes(seed, kind, object_id, size):
 
 def sha1_hex(data):
     return hashlib.sha1(data).hexdigest()
+
+
+# Files/ rows cycle through the algorithms Python's standard library has (Murmur3 is the collection's own code,
+# proven against OMERO's vectors in the unit tests); imports use OMERO's default, SHA1-160.
+FILE_HASHERS = ('SHA1-160', 'MD5-128', 'CRC-32', 'Adler-32', 'File-Size-64')
+
+
+def omero_hash(algorithm, data):
+    """The text OMERO stores in originalfile.hash: Guava's HashCode.toString(), the 32/64-bit values little-endian."""
+    if algorithm == 'SHA1-160':
+        return hashlib.sha1(data).hexdigest()
+    if algorithm == 'MD5-128':
+        return hashlib.md5(data).hexdigest()
+    if algorithm == 'CRC-32':
+        return struct.pack('<I', zlib.crc32(data) & 0xffffffff).hex()
+    if algorithm == 'Adler-32':
+        return struct.pack('<I', zlib.adler32(data) & 0xffffffff).hex()
+    if algorithm == 'File-Size-64':
+        return struct.pack('<Q', len(data)).hex()
+    raise ValueError(algorithm)
 
 
 class Plan(object):
@@ -221,8 +244,9 @@ def make_plan(objects, orphans, seed, datadir):
         size = _size(rng)
         content = file_bytes(seed, 'file', file_id, size)
         name = ATTACHMENT_NAMES[file_id % len(ATTACHMENT_NAMES)]
-        plan.files.append(Row(file_id, '/', name, None, 'application/octet-stream', size, sha1_hex(content),
-                              plan.owner_for(file_id), 'Files/' + id_to_relpath(file_id), 'file'))
+        hasher = FILE_HASHERS[len(plan.files) % len(FILE_HASHERS)]
+        plan.files.append(Row(file_id, '/', name, None, 'application/octet-stream', size, omero_hash(hasher, content),
+                              plan.owner_for(file_id), 'Files/' + id_to_relpath(file_id), 'file', hasher))
 
     _plan_managed_repository(plan, managed_budget)
     _plan_orphans(plan, orphans, pixel_ids, thumbnail_ids, file_ids)
@@ -287,6 +311,7 @@ def _plan_managed_repository(plan, budget):
         content = row_content(plan, row)
         row.size = len(content)
         row.hash = sha1_hex(content)
+        row.hasher = 'SHA1-160'
     plan.managed_rows = ordered_dirs + plan.managed_rows
 
     # Some images got a pixels pyramid server-side; their pixels rows point at the original file.

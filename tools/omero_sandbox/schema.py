@@ -11,6 +11,7 @@ import io
 
 SCHEMA_VERSION = 'OMERO5.4'
 SCHEMA_PATCH = 0
+CHECKSUM_ALGORITHMS = ('Adler-32', 'CRC-32', 'MD5-128', 'Murmur3-32', 'Murmur3-128', 'SHA1-160', 'File-Size-64')
 PERMISSIONS = -52  # rwra-- style bit mask, as on a read-annotate group
 COPY_BATCH = 50000
 EVENTLOG_PADDING_BATCH = 500000
@@ -97,6 +98,12 @@ CREATE TABLE eventlog (
     event bigint NOT NULL REFERENCES event (id),
     external_id bigint
 );
+CREATE TABLE checksumalgorithm (
+    id bigint PRIMARY KEY,
+    permissions bigint NOT NULL,
+    value varchar(255) NOT NULL UNIQUE,
+    external_id bigint
+);
 CREATE TABLE originalfile (
     id bigint PRIMARY KEY,
     permissions bigint NOT NULL,
@@ -104,6 +111,7 @@ CREATE TABLE originalfile (
     ctime timestamp without time zone,
     mtime timestamp without time zone,
     hash varchar(255),
+    hasher bigint REFERENCES checksumalgorithm (id),
     mimetype varchar(255) DEFAULT 'application/octet-stream',
     name varchar(255) NOT NULL,
     path text NOT NULL,
@@ -141,7 +149,7 @@ CREATE TABLE thumbnail (
 );
 """ % {'details': DETAILS_COLUMNS}
 
-SEQUENCE_TABLES = ('dbpatch', 'experimentergroup', 'experimenter', 'session', 'event', 'eventlog',
+SEQUENCE_TABLES = ('dbpatch', 'experimentergroup', 'experimenter', 'session', 'event', 'eventlog', 'checksumalgorithm',
                    'originalfile', 'pixels', 'thumbnail')
 
 POST_DATA_DDL = """
@@ -239,9 +247,14 @@ def load_rows(conn, plan):
         counts['eventlog'] = copy_rows(cursor, 'eventlog', ('id', 'permissions', 'action', 'entityid', 'entitytype', 'event'),
                                        [(eid, PERMISSIONS, 'INSERT', eid, 'ome.model.meta.Event', eid) for eid, _e, _g, _s, _w in plan.events])
 
+        # OMERO's enumeration, in the order the OMERO 5 schema creates it (File-Size-64 came with 5.1).
+        counts['checksumalgorithm'] = copy_rows(cursor, 'checksumalgorithm', ('id', 'permissions', 'value'),
+                                                [(index + 1, PERMISSIONS, name) for index, name in enumerate(CHECKSUM_ALGORITHMS)])
+        hasher_ids = dict((name, index + 1) for index, name in enumerate(CHECKSUM_ALGORITHMS))
+
         def file_row(row):
-            return (row.id, PERMISSIONS, t0, t0, t0, row.hash, row.mimetype, row.name, row.path, row.repo, row.size, 0,
-                    plan.event_for(row.id), 3 if row.owner >= 2 else 0, row.owner, plan.event_for(row.id))
+            return (row.id, PERMISSIONS, t0, t0, t0, row.hash, hasher_ids.get(row.hasher), row.mimetype, row.name, row.path, row.repo,
+                    row.size, 0, plan.event_for(row.id), 3 if row.owner >= 2 else 0, row.owner, plan.event_for(row.id))
 
         def all_file_rows():
             for row in plan.repository_rows:
@@ -251,7 +264,7 @@ def load_rows(conn, plan):
             for row in plan.managed_rows:
                 yield file_row(row)
 
-        counts['originalfile'] = copy_rows(cursor, 'originalfile', ('id', 'permissions', 'atime', 'ctime', 'mtime', 'hash', 'mimetype',
+        counts['originalfile'] = copy_rows(cursor, 'originalfile', ('id', 'permissions', 'atime', 'ctime', 'mtime', 'hash', 'hasher', 'mimetype',
                                                                     'name', 'path', 'repo', 'size', 'version', 'creation_id',
                                                                     'group_id', 'owner_id', 'update_id'), all_file_rows())
         counts['pixels'] = copy_rows(cursor, 'pixels', ('id', 'permissions', 'sha1', 'significantbits', 'sizec', 'sizet', 'sizex', 'sizey',
