@@ -34,7 +34,9 @@ description:
     file names) and C(sha256) are needed; C(manifest), C(size), C(schema_version), C(schema_patch), C(db_uuid),
     C(server_stopped) may be there. C(datadir): C(src) (the data directory), C(store) (C(host:path) of the
     repository) and C(increment_time) are needed; C(increment_epoch), C(files), C(bytes), C(warnings) may be
-    there. Each component also says C(complete)."
+    there, and C(engine) (C(rdiff-backup) when absent, or C(restic)); a C(restic) set also needs C(snapshot_id) and
+    C(repository), and its C(label) (the tag its snapshot carries) is its C(set_id). Each component also says
+    C(complete)."
   - "Every sha256 is 64 lowercase hex digits; paths are absolute. A record is complete when it says C(complete:
     true), every component it names has its needed fields and says it is complete, and it is stored under its own
     C(set_id). Records of C(format_version) 1 (written by the roles before this module; no C(components), no

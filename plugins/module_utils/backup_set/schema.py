@@ -107,8 +107,18 @@ SCHEMA = {
         'files': ('an integer', _is_int, False),
         'bytes': ('an integer', _is_int, False),
         'warnings': ('a list', lambda value: isinstance(value, list), False),
+        # The engine that holds the set (absent: rdiff-backup, whose increment time names it). restic keeps the set in
+        # one snapshot: its id, the repository it is in, and the label (the set id) it carries as a tag.
+        'engine': ('rdiff-backup or restic', lambda value: value in DATADIR_ENGINES, False),
+        'repository': ('a string', _is_str, False),
+        'snapshot_id': ('a restic snapshot id (hex)', lambda value: isinstance(value, str) and SNAPSHOT_ID.match(value) is not None, False),
+        'label': ('a set id', lambda value: set_id_problem(value) is None, False),
     },
 }
+DATADIR_ENGINES = ('rdiff-backup', 'restic')
+SNAPSHOT_ID = re.compile(r'[0-9a-f]{8,64}\Z')
+# Fields a datadir component of an engine needs beyond SCHEMA's: without them the set cannot be found in its repository.
+ENGINE_NEEDS = {'restic': ('snapshot_id', 'repository')}
 TOP_SCHEMA = {
     'set_id': ('a set id ([0-9A-Za-z_.-], not starting with . or -)', lambda value: set_id_problem(value) is None, True),
     'server_host': ('a string', _is_str, True),
@@ -136,8 +146,16 @@ def set_id_problem(value):
     return None
 
 
+def _engine_problems(where, fields, needed):
+    """What the datadir component's engine needs beyond the schema (restic: the snapshot and its repository)."""
+    if not needed or where != 'datadir':
+        return []
+    return ['datadir.%s is missing (engine %s)' % (name, fields.get('engine'))
+            for name in ENGINE_NEEDS.get(fields.get('engine'), ()) if fields.get(name) is None]
+
+
 def _field_problems(where, fields, schema, needed):
-    problems = []
+    problems = _engine_problems(where, fields, needed)
     for name, (what, test, required) in sorted(schema.items()):
         value = fields.get(name)
         if value is None:
@@ -216,7 +234,12 @@ def set_time(record):
 
 def set_id_for(datadir, now):
     """A set is named after the increment that holds it (so a re-run that redid nothing names the same set), as its
-    UTC time without colons; before there is one (a check run on a new store), after the time now."""
+    UTC time without colons; before there is one (a check run on a new store), after the time now. A restic set is
+    named by the label its snapshot carries."""
+    label = datadir.get('label') if isinstance(datadir, dict) else None
+    if label is not None and set_id_problem(label) is None:
+        # restic: the set id was chosen before the snapshot, which carries it as a tag.
+        return label
     stamp = datadir.get('increment_time') if isinstance(datadir, dict) else None
     epoch = _epoch_of(stamp)
     if epoch is None and isinstance(stamp, str) and stamp:
