@@ -89,10 +89,22 @@ SCHEMA = {
     },
     'database': {
         'host': ('a string', _is_str, True),
+        # pg_dump when absent (records written before issue 15); NEEDED_BY_ENGINE says what completes each.
+        'engine': ('pg_dump or pgbackrest', lambda value: value in DATABASE_ENGINES, False),
         'path': ('an absolute path', _is_abs, True),
         'manifest': ('an absolute path', _is_abs, False),
         'files': ('a list of strings', _is_str_list, True),
         'sha256': ('64 lowercase hex digits', _is_sha256, True),
+        # pgbackrest: the stanza, the backup this set's run made (or found recent), and the time up to which WAL
+        # was in the repository when the set was recorded: the set restores the database to that time.
+        'stanza': ('a string', _is_str, False),
+        'backup_label': ('a pgBackRest backup label', lambda value: isinstance(value, str) and BACKUP_LABEL.match(value) is not None,
+                         False),
+        'backup_type': ('full, diff or incr', lambda value: value in ('full', 'diff', 'incr'), False),
+        'backup_time': ('an ISO 8601 UTC time', lambda value: _epoch_of(value) is not None, False),
+        'archived_until': ('an ISO 8601 UTC time', lambda value: _epoch_of(value) is not None, False),
+        'archived_until_epoch': ('a number', _is_number, False),
+        'wal_stop': ('a string', _is_str, False),
         'size': ('an integer', _is_int, False),
         'schema_version': ('a string', _is_str, False),
         'schema_patch': ('an integer or a string', lambda value: _is_int(value) or _is_str(value), False),
@@ -129,6 +141,15 @@ TOP_SCHEMA = {
     'dbname': ('a string', _is_str, True),
     'consistent': ('true or false', lambda value: isinstance(value, bool), False),
 }
+DATABASE_ENGINES = ('pg_dump', 'pgbackrest')
+# What makes the database component complete, by its engine: a dump file the set holds (pg_dump), or a backup in
+# the pgBackRest repository and the archived WAL time the set restores to (pgbackrest).
+NEEDED_BY_ENGINE = {
+    'pg_dump': ('host', 'path', 'files', 'sha256'),
+    'pgbackrest': ('host', 'stanza', 'backup_label', 'archived_until'),
+}
+# pgBackRest's labels: 20261203-101500F, 20261203-101500F_20261203-111500D (or I).
+BACKUP_LABEL = re.compile(r'[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?\Z')
 # Order of a written record; ``complete`` stays last, so a reader of the raw file sees it last.
 TOP_ORDER = ('set_id', 'format_version', 'server_host', 'database_host', 'store_host', 'store_path', 'datadir',
              'backup_dir', 'dbname', 'consistent', 'components', 'config', 'database', 'complete')
@@ -152,6 +173,16 @@ def _engine_problems(where, fields, needed):
         return []
     return ['datadir.%s is missing (engine %s)' % (name, fields.get('engine'))
             for name in ENGINE_NEEDS.get(fields.get('engine'), ()) if fields.get(name) is None]
+
+
+def schema_of(name, part):
+    """SCHEMA[name] with the fields needed for ``part`` to be complete: the database's depend on its engine."""
+    schema = SCHEMA[name]
+    engine = part.get('engine') or 'pg_dump' if isinstance(part, dict) else 'pg_dump'
+    if name != 'database' or engine not in NEEDED_BY_ENGINE:
+        return schema
+    needed = NEEDED_BY_ENGINE[engine]
+    return dict((field, (what, test, field in needed)) for field, (what, test, _required) in schema.items())
 
 
 def _field_problems(where, fields, schema, needed):
@@ -190,7 +221,7 @@ def problems_of(record):
         if not isinstance(part, dict):
             problems.append('the record names component %s but holds no %s mapping' % (name, name))
             continue
-        problems += _field_problems(name, part, SCHEMA[name], True)
+        problems += _field_problems(name, part, schema_of(name, part), True)
         if version >= 2 and part.get('complete') is not True:
             problems.append('%s does not say it is complete' % name)
     if record.get('complete') is not True:
@@ -204,7 +235,7 @@ def validate_component(name, facts):
         return ['%s must be a mapping, got %s' % (name, type(facts).__name__)]
     unknown = sorted(set(facts) - set(SCHEMA[name]) - set(RUN_KEYS) - {'complete'})
     problems = ['%s.%s is not a field of the set record' % (name, key) for key in unknown]
-    return problems + _field_problems(name, facts, SCHEMA[name], False)
+    return problems + _field_problems(name, facts, schema_of(name, facts), False)
 
 
 def _epoch_of(text):
@@ -261,7 +292,7 @@ def assemble(options, now):
         part = {key: value for key, value in getattr(options, name).items() if key not in RUN_KEYS + ('complete',)}
         if name == 'config' and options.other_sources is not None:
             part.update(_other_sources_fields(options.other_sources))
-        part['complete'] = not _field_problems(name, part, SCHEMA[name], True)
+        part['complete'] = not _field_problems(name, part, schema_of(name, part), True)
         parts[name] = part
     values = dict(parts, set_id=set_id_for(options.datadir, now), format_version=FORMAT_VERSION,
                   server_host=options.server_host, database_host=options.database_host, store_host=options.store_host,
