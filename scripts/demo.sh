@@ -5,12 +5,16 @@
 # another local user could take the name first.
 #   OMERO_BACKUP_DEMO_ROOT  where the sandbox lives (default /var/lib/omero-backup-demo)
 #   OMERO_BACKUP_DEMO_OBJECTS  how many data-dir objects (default 200)
+#   OMERO_BACKUP_DEMO_ENGINE  the data dir engine, rdiff-backup (default) or restic: the set then rides in one
+#                             encrypted restic snapshot (a repository under the demo's store, a random password)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${OMERO_BACKUP_VENV:-/var/cache/omero-backup/venv}
 DEMO_ROOT=${OMERO_BACKUP_DEMO_ROOT:-/var/lib/omero-backup-demo}
 OBJECTS=${OMERO_BACKUP_DEMO_OBJECTS:-200}
+ENGINE=${OMERO_BACKUP_DEMO_ENGINE:-rdiff-backup}
+case "$ENGINE" in rdiff-backup|restic) ;; *) echo "OMERO_BACKUP_DEMO_ENGINE=$ENGINE: use rdiff-backup or restic" >&2; exit 2 ;; esac
 PY="$VENV/bin/python"
 
 log() { printf '\033[1m[demo]\033[0m %s\n' "$*" >&2; }
@@ -51,8 +55,17 @@ playbook -i localhost, "$HERE/playbooks/demo_info.yml" \
 log "the whole story: backup -> disaster -> restore -> verify (playbooks/demo.yml)"
 DEMO_VARS=$(mktemp /tmp/omero-backup-demo-vars.XXXXXX.json)   # 0600 by mktemp: it holds passwords
 trap 'rm -rf "$COLLECTIONS" "$DEMO_VARS"' EXIT
-"$PY" -c 'import json, sys; json.dump({"omero_demo_sandbox": json.load(open(sys.argv[1]))}, open(sys.argv[2], "w"))' \
-  "$DEMO_ROOT/sandbox.json" "$DEMO_VARS"
+# With restic, the engine, a random repository password (written by the roles to a 0600 file) and its file go in
+# the same private vars file: never on a command line.
+"$PY" - "$DEMO_ROOT/sandbox.json" "$DEMO_VARS" "$ENGINE" "$DEMO_ROOT" <<'PYEOF'
+import json, secrets, sys
+demo = {"omero_demo_sandbox": json.load(open(sys.argv[1])), "omero_backup_datadir_engine": sys.argv[3]}
+if sys.argv[3] == "restic":
+    demo.update(omero_backup_restic_password=secrets.token_urlsafe(24),
+                omero_backup_restic_password_file=sys.argv[4] + "/secrets/restic-password")
+json.dump(demo, open(sys.argv[2], "w"))
+PYEOF
+log "data dir engine: $ENGINE"
 playbook -i localhost, -c local "$HERE/playbooks/demo.yml" -e "@$DEMO_VARS"
 
 "$PY" - "$DEMO_ROOT/sandbox.json" <<'PYEOF'

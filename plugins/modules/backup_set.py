@@ -124,6 +124,12 @@ options:
     description:
       - O(state=pruned); also keep every set younger than this duration (the age of its increment).
     type: str
+  set_ids:
+    description:
+      - O(state=pruned); remove only these sets, those whose data an engine's own retention removed (restic
+        C(forget)). The rules above still hold; ids the store does not hold are ignored.
+    type: list
+    elements: str
 notes:
   - Pruning removes records only; rdiff-backup's C(keep_increments_for) and db_dump's retention remove the data.
     Keep records at least as long as increments, or a listed set may name an increment that is gone.

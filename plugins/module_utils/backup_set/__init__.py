@@ -45,10 +45,11 @@ def argument_spec():
         other_sources=dict(type='dict'),
         keep=dict(type='int'),
         keep_younger_than=dict(type='str'),
+        set_ids=dict(type='list', elements='str'),
     )
 
 
-REQUIRED_IF = [('state', 'present', PRESENT_NEEDS), ('state', 'pruned', ['keep', 'keep_younger_than'], True)]
+REQUIRED_IF = [('state', 'present', PRESENT_NEEDS), ('state', 'pruned', ['keep', 'keep_younger_than', 'set_ids'], True)]
 
 
 def info_argument_spec():
@@ -65,7 +66,7 @@ class Options(object):
 
     __slots__ = ('state', 'store_path', 'set_id', 'require_complete', 'server_host', 'database_host', 'store_host',
                  'backup_dir', 'dbname', 'consistent', 'config', 'database', 'datadir', 'other_sources', 'keep',
-                 'keep_younger_than')
+                 'keep_younger_than', 'set_ids')
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -191,6 +192,12 @@ def prune(options, check_mode, now):
         result['kept'] = [dict(set_id=found.set_id, reason='no complete set on the store') for found in entries]
         return result
     why = _protected(entries, latest_id, options.keep, keep_seconds, now)
+    if options.set_ids is not None:
+        # Only the sets whose data an engine's retention removed (restic forget); the rules above still protect.
+        named = set(options.set_ids)
+        for found in entries:
+            if found.set_id not in named:
+                why.setdefault(found.set_id, 'not named in set_ids')
     doomed = [found for found in entries if found.set_id not in why]
     result['kept'] = [dict(set_id=found.set_id, reason=why[found.set_id]) for found in entries if found.set_id in why]
     result['pruned'] = [found.set_id for found in doomed]
