@@ -167,13 +167,19 @@ def _backup_steps(run, result):
         scan.start()
     try:
         made = engine.backup(src, repo, run.globs, previous=points or [], statistics=options.file_statistics,
-                             check_mode=run.check_mode)
+                             check_mode=run.check_mode, label=options.label, extra=options.extra)
+        if getattr(engine, 'would_init', False) or getattr(engine, 'initialized', False):
+            result['repository_initialized'] = True
         if run.check_mode:
             result['changed'] = True
             if options.verify:
-                engine.verify(repo, check_mode=True)
+                planned = engine.verify(repo, check_mode=True)
+                if planned.details:
+                    result['verify'] = dict(planned.details, ok=None)
             _retention(run, (points or []) + [Point(run.now, run.now, 'planned')], True, result)
-            result['msg'] = 'would back up %s to %s' % (src, repo.spec)
+            result['msg'] = 'would back up %s to %s%s' % (
+                src, repo.spec, ' (a new repository: it would be initialised first)' if result.get('repository_initialized')
+                else '')
             return
         points = _record_backup(engine, made, points or [], result)
         _verify(engine, repo, options, result)
@@ -193,6 +199,9 @@ def _record_backup(engine, made, previous, result):
                   backup_duration=round(made.seconds, 3),
                   files_per_second=round(made.files / made.seconds, 1) if made.files and made.seconds else None)
     result['warnings'].extend(made.warnings)
+    for name in ('snapshot_id', 'snapshot_short_id', 'removed_locks'):
+        if made.details.get(name):
+            result[name] = made.details[name]
     if made.point is None:
         raise DatadirError('%s backup printed no statistics; cannot tell which backup it made' % engine.name, result)
     points = sorted(dict((point.epoch, point) for point in list(previous) + [made.point]).values(),
@@ -206,6 +215,8 @@ def _verify(engine, repo, options, result):
         return
     verified = engine.verify(repo)
     result['verify_duration'] = verified.seconds
+    if verified.details:
+        result['verify'] = dict(verified.details, ok=verified.ok)
     if not verified.ok:
         result['verified'] = False
         result['corrupted_files'] = verified.damaged[:MAX_LISTED]
@@ -221,7 +232,7 @@ def _retention(run, points, check_mode, result):
     """Remove increments older than keep_increments_for; the newest backup always stays."""
     pruned = run.engine.retention(run.repo, points, run.keep_seconds, run.now, check_mode=check_mode,
                                   label=run.options.keep_increments_for)
-    if not run.keep_seconds or not points:
+    if not points:
         return
     if check_mode or pruned.removed:
         result['pruned'] = pruned.removed

@@ -14,15 +14,17 @@ __metaclass__ = type
 import contextlib
 import errno
 import os
+import socket
 
+from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import datadir_lock_path, take_lock
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATADIR, DEFAULT_EXCLUDES, EngineError, engine_for
 from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import postgres_argument_spec
 
-# The engines the data dir modules offer (issue 14 adds restic here and in engines.base.engine_for).
-ENGINES = ['rdiff-backup']
+# The engines the data dir modules offer (the first is the default).
+ENGINES = ['rdiff-backup', 'restic']
 
 
 class DatadirError(OperationFailed):
@@ -45,10 +47,36 @@ def engine_argument_spec():
     return dict(engine=dict(type='str', choices=list(ENGINES), default=ENGINES[0]))
 
 
+def restic_argument_spec():
+    """What the restic engine needs to open a repository (engine=restic; ignored by rdiff-backup). Secrets reach
+    restic only through its environment: the password as RESTIC_PASSWORD or RESTIC_PASSWORD_FILE, S3 keys as
+    AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE."""
+    return dict(
+        restic=dict(type='str', default='restic'),
+        password_file=dict(type='path', no_log=False),
+        password=dict(type='str', no_log=True),
+        s3_access_key_id=dict(type='str', no_log=True),
+        s3_secret_access_key=dict(type='str', no_log=True),
+        s3_credentials_file=dict(type='path', no_log=False),
+        restic_host=dict(type='str'),
+        lock_lease=dict(type='str', default='30m'),
+    )
+
+
 def backup_argument_spec():
     spec = ssh_argument_spec()
     spec.update(engine_argument_spec())
+    spec.update(restic_argument_spec())
     spec.update(
+        label=dict(type='str'),
+        extra=dict(type='list', elements='path', default=[]),
+        keep_last=dict(type='int'),
+        keep_daily=dict(type='int'),
+        keep_weekly=dict(type='int'),
+        keep_monthly=dict(type='int'),
+        verify_read_data=dict(type='str', default='none'),
+        verify_rotation=dict(type='int', default=7),
+        verify_state_dir=dict(type='path', default='/var/lib/omero-backup/state'),
         src=dict(type='path', default='/OMERO'),
         dest=dict(type='str', required=True),
         exclude=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDES)),
@@ -66,6 +94,7 @@ def restore_argument_spec():
     spec = postgres_argument_spec()
     spec.update(ssh_argument_spec())
     spec.update(engine_argument_spec())
+    spec.update(restic_argument_spec())
     spec.update(
         src=dict(type='str', required=True),
         dest=dict(type='path', default='/OMERO'),
@@ -93,10 +122,20 @@ class Options(object):
         self.connection = dict((name, values[name]) for name in postgres_argument_spec() if name in values)
 
     def engine_settings(self):
-        """What the chosen engine is built with: rdiff-backup's executables and ssh (restic, issue 14, adds its
-        repository and password settings here, chosen by ``engine``)."""
-        return dict(executable=self.rdiff_backup, remote_executable=self.remote_rdiff_backup, ssh_user=self.ssh_user,
-                    ssh_key=self.ssh_key, ssh_port=self.ssh_port, ssh_options=self.ssh_options)
+        """What the chosen engine is built with: its executable, ssh, and for restic the secrets, retention,
+        verify and lock settings."""
+        ssh = dict(ssh_user=self.ssh_user, ssh_key=self.ssh_key, ssh_port=self.ssh_port, ssh_options=self.ssh_options)
+        if self.engine != 'restic':
+            return dict(executable=self.rdiff_backup, remote_executable=self.remote_rdiff_backup, **ssh)
+        settings = dict(executable=self.restic, password=self.password, password_file=self.password_file,
+                        s3_access_key_id=self.s3_access_key_id, s3_secret_access_key=self.s3_secret_access_key,
+                        s3_credentials_file=self.s3_credentials_file, hostname=self.restic_host,
+                        lock_lease=parse_duration(self.lock_lease, 'lock_lease'), **ssh)
+        settings.update(self.restic_settings())
+        return settings
+
+    def restic_settings(self):
+        return {}
 
     def make_engine(self, runner):
         """The engine named by ``engine`` (engines.base.engine_for)."""
@@ -105,6 +144,13 @@ class Options(object):
 
 class BackupOptions(Options):
     SPEC = staticmethod(backup_argument_spec)
+
+    def restic_settings(self):
+        # The backup lists and forgets only this host's snapshots of this data dir.
+        return dict(hostname=self.restic_host or socket.gethostname(), source=os.path.realpath(self.src), keep_last=self.keep_last, keep_daily=self.keep_daily,
+                    keep_weekly=self.keep_weekly, keep_monthly=self.keep_monthly,
+                    verify_read_data=self.verify_read_data, verify_rotation=self.verify_rotation,
+                    verify_state_dir=self.verify_state_dir)
 
 
 class RestoreOptions(Options):

@@ -124,16 +124,18 @@ class BackupOutcome(_Record):
 
 
 class VerifyOutcome(_Record):
-    """A verify: ``ok`` None when it did not run; ``damaged`` names (at most a few), ``count`` all of them."""
+    """A verify: ``ok`` None when it did not run; ``damaged`` names (at most a few), ``count`` all of them;
+    ``details`` the engine's own facts (restic: the data subset read, packs read, errors)."""
 
-    __slots__ = ('ok', 'count', 'damaged', 'seconds', 'detail')
+    __slots__ = ('ok', 'count', 'damaged', 'seconds', 'detail', 'details')
 
-    def __init__(self, ok, count=0, damaged=None, seconds=None, detail=''):
+    def __init__(self, ok, count=0, damaged=None, seconds=None, detail='', details=None):
         self.ok = ok
         self.count = count
         self.damaged = damaged or []
         self.seconds = seconds
         self.detail = detail
+        self.details = details or {}
 
 
 class RetentionOutcome(_Record):
@@ -283,15 +285,16 @@ class DatabaseEngine(Engine):
 
 
 # Names a later issue adds; engine_for says so instead of "unknown".
-PLANNED = {DATADIR: {'restic': 'issue 14'}, DATABASE: {'pgbackrest': 'issue 15'}}
+PLANNED = {DATADIR: {}, DATABASE: {'pgbackrest': 'issue 15'}}
 
 
 def _registry(kind):
     """{name: class} of ``kind``. Imported here, not at the top: the implementations import this module, and a
     module of one kind does not load the other kind's engines."""
     if kind == DATADIR:
-        from ansible_collections.omero.backup.plugins.module_utils.engines import rdiff_backup
-        return {rdiff_backup.RdiffBackupEngine.name: rdiff_backup.RdiffBackupEngine}
+        from ansible_collections.omero.backup.plugins.module_utils.engines import rdiff_backup, restic
+        return {rdiff_backup.RdiffBackupEngine.name: rdiff_backup.RdiffBackupEngine,
+                restic.ResticEngine.name: restic.ResticEngine}
     if kind == DATABASE:
         from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump
         return {pg_dump.PgDumpEngine.name: pg_dump.PgDumpEngine}
