@@ -33,10 +33,9 @@ def test_the_factory_builds_each_known_engine_with_its_runner_and_settings():
 
 
 @pytest.mark.parametrize('kind, name, message', [
-    (DATADIR, 'borg', "unknown datadir engine 'borg': use 'rdiff-backup'"),
+    (DATADIR, 'borg', "unknown datadir engine 'borg': use 'rdiff-backup' or 'restic'"),
     (DATABASE, 'rdiff-backup', "unknown database engine 'rdiff-backup': use 'pg_dump'"),
     (DATADIR, 'pg_dump', "unknown datadir engine 'pg_dump'"),
-    (DATADIR, 'restic', "the datadir engine 'restic' is not available yet \\(issue 14\\); use rdiff-backup"),
     (DATABASE, 'pgbackrest', "the database engine 'pgbackrest' is not available yet \\(issue 15\\); use pg_dump"),
     ('tape', 'rdiff-backup', "no engine kind 'tape': use 'datadir' or 'database'"),
     (DATADIR, None, "unknown datadir engine None"),
@@ -47,7 +46,7 @@ def test_an_unknown_engine_is_a_clear_error(kind, name, message):
 
 
 def test_the_modules_offer_exactly_the_engines_the_factory_knows():
-    assert engine_names(DATADIR) == sorted(datadir_common.ENGINES) == ['rdiff-backup']
+    assert engine_names(DATADIR) == sorted(datadir_common.ENGINES) == ['rdiff-backup', 'restic']
     assert engine_names(DATABASE) == sorted(db_restore.ENGINES) == sorted(db_dump.ENGINES) == ['pg_dump']
     for spec in (datadir_common.backup_argument_spec(), datadir_common.restore_argument_spec(),
                  db_dump.dump_argument_spec(), db_restore.restore_argument_spec()):
