@@ -18,9 +18,10 @@ For each size it writes a data dir with ``omero_sandbox.many`` (many small files
 The systems, each with its own repository of the same kind (a local path) so that every first backup starts
 empty: ``rdiff-module`` (datadir_backup/datadir_restore, engine rdiff-backup, through ansible-playbook),
 ``restic-module`` (the same modules, engine restic), ``restic-step`` (the steps the modules wrap, called in this
-process: the module minus ansible), ``restic-raw`` (``restic backup``/``restic restore`` with the engine's
-excludes and the same repository options). rdiff-backup's module has no one-fileset restore; its row is a raw
-``rdiff-backup restore`` of the fileset's directory. ``verify`` is off in the backups (it is a separate cost).
+process: the module minus ansible), ``restic-raw`` (``restic backup .`` from inside the data dir, as the engine
+runs it, with the engine's excludes; ``restic restore``). The one-fileset restore is datadir_restore_paths with
+``paths: [the fileset's directory]`` (raw: ``restic restore --include``). ``verify`` is off in the backups (it is a
+separate cost).
 
 Prints a table (seconds, files/s), the ratios the issue sets goals for, the repositories' sizes (``du``), and the
 load average during each op: on a shared machine it explains most of the spread. Goals are printed, never
@@ -75,7 +76,7 @@ def restic_engine_available():
 
 
 def restic_excludes(src):
-    """The restic exclusion arguments the engine passes for the default patterns (so raw restic skips the same)."""
+    """The restic exclusion patterns the engine passes for the default patterns (so raw restic skips the same)."""
     sys.path.insert(0, _collection_path())
     from ansible_collections.omero.backup.plugins.module_utils.engines.base import (
         LEFTOVER_PATTERNS, EngineError, engine_for, exclude_patterns)
@@ -83,8 +84,7 @@ def restic_excludes(src):
         engine = engine_for('datadir', 'restic', None)
     except EngineError:
         # Before the engine lands: restic's --exclude takes absolute patterns, ** crossing directories.
-        patterns = exclude_patterns(None) + list(LEFTOVER_PATTERNS)
-        return [argument for pattern in patterns for argument in ('--exclude', os.path.join(src, pattern))]
+        return [os.path.join(src, pattern) for pattern in exclude_patterns(None) + list(LEFTOVER_PATTERNS)]
     return list(engine.excludes(src, exclude_patterns(None)))
 
 
@@ -111,12 +111,12 @@ def du_kib(path):
     return int(proc.stdout.split()[0])
 
 
-def run(argv, env=None):
+def run(argv, env=None, cwd=None):
     full_env = dict(os.environ)
     full_env.update(env or {})
     started = time.time()
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=full_env,
-                          check=False)
+                          cwd=cwd, check=False)
     elapsed = time.time() - started
     if proc.returncode != 0:
         raise SystemExit('%s failed (%d): %s' % (' '.join(argv[:3]), proc.returncode, proc.stderr[-2000:]))
@@ -186,8 +186,14 @@ class RdiffModule(object):
         return Measure(elapsed)
 
     def fileset(self, relpath, into):
-        elapsed, _out = run(['rdiff-backup', 'restore', '--at', 'now', os.path.join(self.repo, relpath), into])
-        return Measure(elapsed, count_files(into), note='raw rdiff-backup restore of the directory')
+        from helpers.ansible import run_module
+        started = time.time()
+        result = run_module('datadir_restore_paths', {'src': self.repo, 'dest': into, 'paths': [relpath]},
+                            timeout=MODULE_TIMEOUT)
+        elapsed = time.time() - started
+        if result.get('failed'):
+            raise SystemExit('datadir_restore_paths (rdiff-backup) failed: %s' % result.get('msg'))
+        return Measure(elapsed, count_files(into))
 
 
 class ResticModule(object):
@@ -231,7 +237,7 @@ class ResticModule(object):
 
     def fileset(self, relpath, into):
         started = time.time()
-        result = self.call('datadir_restore', self.restore_args(into, paths=[relpath]))
+        result = self.call('datadir_restore_paths', self.restore_args(into, paths=[relpath]))
         elapsed = time.time() - started
         if result.get('failed'):
             raise SystemExit('datadir_restore (restic, one fileset) via %s failed: %s' % (self.name, result.get('msg')))
@@ -249,6 +255,8 @@ class ResticStep(ResticModule):
         from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner
         if module == 'datadir_backup':
             from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir as step
+        elif module == 'datadir_restore_paths':
+            from ansible_collections.omero.backup.plugins.module_utils.datadir.granular import restore_paths as step
         else:
             from ansible_collections.omero.backup.plugins.module_utils.datadir.restore import restore_datadir as step
         try:
@@ -273,7 +281,11 @@ class ResticRaw(object):
         if op == 'first':
             # A new repository is part of a first backup for the module too (it inits when missing).
             seconds, _out = run([RESTIC, 'init', '-q'], self.env)
-        elapsed, out = run([RESTIC, 'backup', '--json', '-q'] + self.excludes + [self.store.src], self.env)
+        # As the engine does: from inside the data dir, as '.', so the snapshot's root is the data dir.
+        argv = [RESTIC, 'backup', '--json', '-q']
+        for pattern in self.excludes:
+            argv += ['--exclude', pattern]
+        elapsed, out = run(argv + ['.'], self.env, cwd=self.store.src)
         summary = [json.loads(line) for line in out.splitlines() if '"summary"' in line][-1]
         files = summary['total_files_processed'] + summary['dirs_new'] + summary['dirs_changed'] + summary['dirs_unmodified']
         return Measure(seconds + elapsed, files, summary['total_duration'],
@@ -284,8 +296,7 @@ class ResticRaw(object):
         return Measure(elapsed)
 
     def fileset(self, relpath, into):
-        elapsed, _out = run([RESTIC, 'restore', 'latest', '-q', '--target', into,
-                             '--include', os.path.join(self.store.src, relpath)], self.env)
+        elapsed, _out = run([RESTIC, 'restore', 'latest', '-q', '--target', into, '--include', '/' + relpath], self.env)
         return Measure(elapsed, count_files(into))
 
 
