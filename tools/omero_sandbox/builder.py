@@ -10,6 +10,7 @@ from . import schema
 from .cluster import Cluster
 from .datadir import write_datadir
 from .errors import SandboxError
+from .layout import add_layout
 from .omerodir import LOG_NAMES, write_omerodir
 from .plan import make_plan
 from .system import (check_disk, check_port_free, chown_tree, find_omero_command, find_pg_bindir, free_port,
@@ -39,8 +40,11 @@ def estimate_needs(objects, orphans, db_size_mb):
 
 
 def build(root, objects=60, orphans=12, seed=0, port=None, omero_cli=True, db_size_mb=0, checksums=None,
-          omero_user='omero-server', postgres_user='postgres', pg_bindir=None, venv=None, progress=None):
-    """Build a sandbox under root (absent or empty); returns its description (also saved as ROOT/sandbox.json)."""
+          omero_user='omero-server', postgres_user='postgres', pg_bindir=None, venv=None, progress=None, layout=False):
+    """Build a sandbox under root (absent or empty); returns its description (also saved as ROOT/sandbox.json).
+
+    ``layout``: also the parts of an install outside the data dir (layout.py: a symlinked volume, managed.dir
+    elsewhere, a certs dir, an OMERO.web OMERODIR), under the description's ``layout``."""
     _check_count('objects', objects, 1)
     _check_count('orphans', orphans, 0)
     _check_count('seed', seed, 0)
@@ -77,8 +81,12 @@ def build(root, objects=60, orphans=12, seed=0, port=None, omero_cli=True, db_si
         make_traversable(root)
         with open(os.path.join(root, MARKER_FILE), 'w') as handle:
             handle.write('omero_sandbox\n')
-        return _build(root, cluster, objects, orphans, seed, db_size_mb, keep_checksums, omero_cli, omero_command,
-                      omero_user, progress or (lambda message: None))
+        description = _build(root, cluster, objects, orphans, seed, db_size_mb, keep_checksums, omero_cli, omero_command,
+                             omero_user, progress or (lambda message: None))
+        if layout:
+            add_layout(description, omero_command if omero_cli else None, omero_user)
+            _save_description(root, description)
+        return description
     except BaseException:
         _remove_sandbox(root, cluster, remove_root=created_root)
         raise
