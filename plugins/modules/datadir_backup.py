@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: datadir_backup
-short_description: Back up the OMERO binary repository with rdiff-backup
+short_description: Back up the OMERO binary repository with rdiff-backup or restic
 version_added: 0.1.0
 description:
   - Adds one rdiff-backup increment of the OMERO data directory (C(omero.data.dir), C(/OMERO)) to a repository on a
@@ -33,6 +33,13 @@ description:
     C(.omero-backup-restore.*) and C(omero-backup-replaced-*) (old content a restore kept) are always excluded.
   - File names are bytes and are backed up as they are; names in results that are not printable UTF-8 are shown
     escaped (C(\xe9), C(\n)).
+  - With O(engine=restic), each run makes one restic snapshot holding the data dir (as its root) and the O(extra)
+    paths (at their absolute paths), tagged with O(label); the repository is initialised when missing (check mode
+    says it would). restic exit code 3 (some source files unreadable) makes an incomplete snapshot, which is
+    forgotten at once and fails the task naming the files; the next run works as usual. O(verify) runs
+    C(restic check) with the data read O(verify_read_data) asks for; retention is C(restic forget) with the
+    O(keep_last), O(keep_daily), O(keep_weekly), O(keep_monthly) and O(keep_increments_for) policy, then
+    C(restic prune).
 extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.attributes
@@ -52,6 +59,8 @@ notes:
   - Run as root (or the owner of every file) so that ownership and permissions are recorded.
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(dest), on the backup host.
+  - For O(engine=restic), restic 0.14 or newer on the managed host (and an sftp server on the backup host for
+    C(sftp:) repositories).
 options:
   src:
     description:
@@ -61,6 +70,8 @@ options:
   dest:
     description:
       - The rdiff-backup repository, a local absolute path or C([user@]host::/absolute/path) over ssh.
+      - With O(engine=restic), the restic repository, a local absolute path, C(sftp:[user@]host:/path) (over the ssh
+        options below), C(rest:http(s\)://host:port/path) or C(s3:http(s\)://host:port/bucket[/prefix]).
       - A local O(dest) must be absent, empty or an existing repository; its parent must exist (so an unmounted
         backup volume fails instead of filling the root filesystem).
     type: str
@@ -97,6 +108,8 @@ options:
     description:
       - Remove increments older than this duration, e.g. V(8w) or V(6M) (six months; V(6m) is six minutes, see the
         notes on durations). The newest backup is never removed.
+      - With O(engine=restic), C(restic forget --keep-within) of this duration rounded up to whole hours, counted
+        back from the newest snapshot (restic's rule), combined with the O(keep_last) ... O(keep_monthly) policy.
       - Runs C(rdiff-backup --force remove increments --older-than NNNs), the duration in seconds, after a successful
         backup (or a skipped one).
     type: str
@@ -105,6 +118,56 @@ options:
       - Do nothing (V(changed=false)) when the newest backup in O(dest) is younger than this duration, e.g. V(20h)
         (see the notes on durations).
     type: str
+  label:
+    description:
+      - O(engine=restic) only. The backup set id, stored as a tag on the snapshot so a restore can name the set
+        (C(at)). May not hold a comma.
+    type: str
+  extra:
+    description:
+      - O(engine=restic) only. Further absolute paths (the set's database dump and config) stored in the same
+        snapshot, so that restic's encryption covers their secrets. Each must exist, lie outside O(src), and its
+        first path component must not be a top-level name of O(src).
+    type: list
+    elements: path
+    default: []
+  keep_last:
+    description:
+      - O(engine=restic) only. Keep the newest N snapshots (C(forget --keep-last)). Whatever the policy, the newest
+        snapshot always stays.
+    type: int
+  keep_daily:
+    description:
+      - O(engine=restic) only. Keep the newest snapshot of each of the last N days.
+    type: int
+  keep_weekly:
+    description:
+      - O(engine=restic) only. Keep the newest snapshot of each of the last N weeks.
+    type: int
+  keep_monthly:
+    description:
+      - O(engine=restic) only. Keep the newest snapshot of each of the last N months.
+    type: int
+  verify_read_data:
+    description:
+      - O(engine=restic) only. What O(verify) reads besides the repository structure (C(restic check)).
+      - V(none) reads no pack data; V(all) reads every pack (C(--read-data)); V(rotating) reads part n of
+        O(verify_rotation) (C(--read-data-subset n/N)), n advancing after each successful verify, so the whole
+        repository is read over O(verify_rotation) runs; V(n/t), a percentage (V(5%)) or a size (V(500M)) is passed
+        to C(--read-data-subset) as is.
+    type: str
+    default: none
+  verify_rotation:
+    description:
+      - O(engine=restic) with O(verify_read_data=rotating). Number of parts the repository is read in.
+    type: int
+    default: 7
+  verify_state_dir:
+    description:
+      - O(engine=restic) with O(verify_read_data=rotating). Directory (made 0700 if missing) of the 0600 state file
+        that remembers the next part, one file per repository, written atomically.
+    type: path
+    default: /var/lib/omero-backup/state
   file_statistics:
     description:
       - Let rdiff-backup write its per-file statistics file for each backup. Off by default because it slows large
@@ -157,9 +220,59 @@ increment_time:
   type: str
   sample: "2026-11-26T08:09:13Z"
 increment_epoch:
-  description: The same time in seconds since the epoch, as C(rdiff-backup restore --at) takes it.
+  description: The same time in seconds since the epoch, as C(rdiff-backup restore --at) takes it (restic, with
+    microseconds).
   returned: when a backup was made
-  type: int
+  type: float
+snapshot_id:
+  description: The restic snapshot made (full id), for the set record.
+  returned: when O(engine=restic) made a snapshot
+  type: str
+snapshot_short_id:
+  description: Its short id, as restic shows it.
+  returned: when O(engine=restic) made a snapshot
+  type: str
+  sample: 0a1b2c3d
+repository_initialized:
+  description: Whether the restic repository was initialised by this run (in check mode, would be).
+  returned: when O(engine=restic) initialised or would initialise the repository
+  type: bool
+verify:
+  description: The facts of a restic verify, for status and metrics.
+  returned: when O(engine=restic) and O(verify)
+  type: dict
+  contains:
+    ok:
+      description: Whether the check passed (V(null) in check mode).
+      type: bool
+    subset:
+      description: The C(--read-data-subset) read (V(all), V(n/N), a percentage or size), V(null) for none.
+      type: str
+    rotation_part:
+      description: The part read, with O(verify_read_data=rotating).
+      type: int
+    rotation_parts:
+      description: O(verify_rotation), with O(verify_read_data=rotating).
+      type: int
+    packs_read:
+      description: Data packs read, as restic reports them.
+      type: int
+    packs_total:
+      description: Data packs in the repository, as restic reports them.
+      type: int
+    errors:
+      description: restic's error lines (at most 20).
+      type: list
+      elements: str
+    damaged_packs:
+      description: Ids of packs restic found damaged.
+      type: list
+      elements: str
+removed_locks:
+  description: Stale restic locks removed (older than O(lock_lease), holder gone) before the command was retried.
+  returned: when O(engine=restic) removed a lock
+  type: list
+  elements: dict
 previous_increment_time:
   description: UTC time of the newest backup before this run, V(null) for a new repository.
   returned: always
@@ -263,7 +376,7 @@ lock:
   returned: when a backup was made or would be
   type: str
 rc:
-  description: Exit code of C(rdiff-backup backup).
+  description: Exit code of C(rdiff-backup backup) (or C(restic backup)).
   returned: when a backup ran
   type: int
 rdiff_backup_version:
@@ -271,6 +384,11 @@ rdiff_backup_version:
   returned: when rdiff-backup could be run
   type: str
   sample: 2.2.2
+restic_version:
+  description: Version of the local restic.
+  returned: when O(engine=restic) and restic could be run
+  type: str
+  sample: 0.14.0
 warnings_list:
   description: The warnings of this run (also shown as task warnings).
   returned: always

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: datadir_restore
-short_description: Restore the OMERO binary repository from an rdiff-backup repository
+short_description: Restore the OMERO binary repository from an rdiff-backup or restic repository
 version_added: 0.1.0
 description:
   - Restores the newest backup, or the one named by O(at), of an rdiff-backup repository (local or C(host::/path) over
@@ -28,6 +28,10 @@ description:
   - A restore killed mid-copy leaves its staging tree C(.omero-backup-restore.<key>.*) (C(<key>) names O(dest)). The
     next run, once it holds the data dir's lock (so no restore uses it), removes those of O(dest) and reports them in
     RV(leftovers); so does M(omero.backup.datadir_backup), which never backs them up.
+  - With O(engine=restic), the chosen snapshot's data dir (its root; the set's dump and config it also holds are left
+    out) is written into the staging directory with C(restic restore), and the completeness check compares
+    C(restic ls --json) (which shows each byte of a name that is not UTF-8 as U+FFFD) with the restored tree put
+    through the same decoding. Staging, swap-in, ownership, marker and uuid checks are the same as for rdiff-backup.
 extends_documentation_fragment:
   - omero.backup.rdiff_ssh
   - omero.backup.postgres
@@ -52,11 +56,14 @@ notes:
     a cleanse never runs over a restore in progress, nor a restore over a cleanse.
 requirements:
   - rdiff-backup 2.2 or newer on the managed host and, for a remote O(src), on the backup host.
+  - For O(engine=restic), restic 0.14 or newer on the managed host.
   - psycopg2 on the managed host when O(db) is set.
 options:
   src:
     description:
       - The rdiff-backup repository, a local absolute path or C([user@]host::/absolute/path) over ssh.
+      - With O(engine=restic), the restic repository (a local absolute path, C(sftp:[user@]host:/path),
+        C(rest:http(s\)://...) or C(s3:http(s\)://host:port/bucket[/prefix])).
     type: str
     required: true
   dest:
@@ -70,6 +77,8 @@ options:
       - V(now) (the newest), C(NB) (N backups before the newest, V(0B) is the newest), seconds since the epoch, an ISO
         8601 date or date-time (local time unless it ends in C(Z) or an offset), or a duration back from now in the
         collection's duration grammar, rdiff-backup's units (V(3d), V(2w), V(1M) thirty days, V(90m) ninety minutes).
+      - With O(engine=restic) also V(latest), a backup set id (the snapshot's tag, the newest snapshot with it) or a
+        snapshot id or its prefix (4 or more hex digits).
     type: str
     default: now
   state:
@@ -141,9 +150,9 @@ increment_time:
   type: str
   sample: "2026-11-26T08:09:13Z"
 increment_epoch:
-  description: The same time in seconds since the epoch.
+  description: The same time in seconds since the epoch (restic, with microseconds).
   returned: when the repository could be read
-  type: int
+  type: float
 increments:
   description: Number of backups in the repository.
   returned: when the repository could be read
@@ -230,6 +239,10 @@ rc:
 rdiff_backup_version:
   description: Version of the local rdiff-backup.
   returned: when rdiff-backup could be run
+  type: str
+restic_version:
+  description: Version of the local restic.
+  returned: when O(engine=restic) and restic could be run
   type: str
 warnings_list:
   description: The warnings of this run (also shown as task warnings).
