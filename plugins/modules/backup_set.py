@@ -112,6 +112,15 @@ options:
         C(sha256), C(sources) (the paths it holds) and C(changed); recorded in the C(config) component as
         C(other_sources_archive), C(other_sources_sha256) and C(other_sources).
     type: dict
+  sources:
+    description:
+      - O(state=present); the layout's sources (M(omero.backup.layout_info)), recorded as the top-level C(sources)
+        list (a record without it is written as before). Each needs C(name), C(kind) (C(datadir), C(managed),
+        C(volume), C(certs), C(extra)) and C(path) (absolute), and all but the data dir C(store) (their repository)
+        and C(increment_time); C(bytes), C(files), C(link) (a volume's link, relative to the data dir) and C(key)
+        may be there. A restore refuses a set whose sources do not fit its host (docs/layout.md).
+    type: list
+    elements: dict
   keep:
     description:
       - O(state=pruned); how many of the newest complete sets to keep (1 or more). Unset, only the newest complete

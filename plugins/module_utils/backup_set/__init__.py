@@ -43,6 +43,7 @@ def argument_spec():
         database=dict(type='dict'),
         datadir=dict(type='dict'),
         other_sources=dict(type='dict'),
+        sources=dict(type='list', elements='dict'),
         keep=dict(type='int'),
         keep_younger_than=dict(type='str'),
         set_ids=dict(type='list', elements='str'),
@@ -66,7 +67,7 @@ class Options(object):
 
     __slots__ = ('state', 'store_path', 'set_id', 'require_complete', 'server_host', 'database_host', 'store_host',
                  'backup_dir', 'dbname', 'consistent', 'config', 'database', 'datadir', 'other_sources', 'keep',
-                 'keep_younger_than', 'set_ids')
+                 'keep_younger_than', 'set_ids', 'sources')
 
     def __init__(self, **values):
         for name in self.__slots__:

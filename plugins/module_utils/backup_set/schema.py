@@ -140,6 +140,8 @@ TOP_SCHEMA = {
     'backup_dir': ('an absolute path', _is_abs, True),
     'dbname': ('a string', _is_str, True),
     'consistent': ('true or false', lambda value: isinstance(value, bool), False),
+    'sources': ('a list of sources (name, kind, an absolute path; store and increment_time but for the data dir)',
+                lambda value: _sources_problem(value) is None, False),
 }
 DATABASE_ENGINES = ('pg_dump', 'pgbackrest')
 # What makes the database component complete, by its engine: a dump file the set holds (pg_dump), or a backup in
@@ -155,6 +157,33 @@ TOP_ORDER = ('set_id', 'format_version', 'server_host', 'database_host', 'store_
              'backup_dir', 'dbname', 'consistent', 'components', 'config', 'database', 'complete')
 # Keys a caller passes with a component that say what this run did, not what the set is.
 RUN_KEYS = ('changed',)
+
+
+# The layout's sources (layout_info): each a mapping; all but the data dir name their own repository and point.
+SOURCE_KINDS = ('datadir', 'managed', 'volume', 'certs', 'extra')
+
+
+def _sources_problem(value):
+    """Why ``value`` is not a record's ``sources`` list (None when it is)."""
+    if not isinstance(value, list) or not value:
+        return 'not a non-empty list'
+    names = set()
+    for source in value:
+        if not isinstance(source, dict) or not _is_str(source.get('name')) or source.get('kind') not in SOURCE_KINDS \
+                or not _is_abs(source.get('path')) or source['name'] in names:
+            return 'a source without a unique name, a kind or an absolute path'
+        names.add(source['name'])
+        if source['kind'] != 'datadir' and not (_is_str(source.get('store')) and _is_str(source.get('increment_time'))):
+            return 'source %s has no store or increment_time' % source['name']
+    return None
+
+
+def _with_sources(record, sources):
+    """``record`` with ``sources`` before ``complete`` (a record without them is written as before)."""
+    ordered = dict((key, value) for key, value in record.items() if key != 'complete')
+    ordered['sources'] = [dict((key, value) for key, value in source.items() if key not in RUN_KEYS) for source in sources]
+    ordered['complete'] = record['complete']
+    return ordered
 
 
 def set_id_problem(value):
@@ -299,6 +328,8 @@ def assemble(options, now):
                   store_path=options.store_path, backup_dir=options.backup_dir, dbname=options.dbname,
                   consistent=options.consistent, components=list(COMPONENTS), complete=True)
     record = {key: values[key] for key in TOP_ORDER}
+    if getattr(options, 'sources', None) is not None:
+        record = _with_sources(record, options.sources)
     problems = problems_of(record)
     if problems:
         record['complete'] = False
