@@ -342,9 +342,10 @@ def _staging_inside(dest):
     return os.path.isdir(dest) and (os.path.ismount(dest) or os.stat(dest).st_dev != os.stat(parent).st_dev)
 
 
-def _check_target(engine, repo, point, dest, result):
+def _check_target(engine, restorer, repo, point, dest, result):
     """The backup must belong to dest's OMERO (its repository uuid) and, when a database was named, to it."""
-    uuids = engine.repository_uuids(repo, point)
+    # The restorer's own listing, when it has one, reads only .omero/repository, not the whole backup.
+    uuids = getattr(restorer, 'repository_uuids', engine.repository_uuids)(repo, point)
     result['repository_uuids'] = uuids
     here = has_repo_uuid(dest) if os.path.isdir(dest) else []
     if here and uuids and not set(here) & set(uuids):
@@ -408,15 +409,14 @@ def path_restorer(engine):
 
 
 def _steps(engine, restorer, repo, options, dest, relpaths, check_mode, now, result):
-    health = engine.health(repo, exists=True)
-    if not health.ok:
-        raise DatadirError('; '.join(health.problems), result)
+    # No separate health probe: each restic run opens the repository (a key derivation of about half a second),
+    # and the listing fails with the same explanation.
     points = engine.list(repo)
     if not points:
         raise DatadirError('no %s repository (or no backup in it) at %s' % (engine.name, repo.spec), result)
     point = engine.select(points, options.at, now)
     result.update(point_id=str(point.id), increment_time=point.time, increment_epoch=point.epoch, increments=len(points))
-    _check_target(engine, repo, point, dest, result)
+    _check_target(engine, restorer, repo, point, dest, result)
     staged_inside = _staging_inside(dest)
     result['staging'] = 'inside dest (it is a mount point)' if staged_inside else 'sibling of dest'
     staging = tempfile.mkdtemp(prefix=staging_prefix(dest), dir=dest if staged_inside else os.path.dirname(dest.rstrip('/')) or '/')
