@@ -160,7 +160,9 @@ RUN_KEYS = ('changed',)
 
 
 # The layout's sources (layout_info): each a mapping; all but the data dir name their own repository and point.
-SOURCE_KINDS = ('datadir', 'managed', 'volume', 'certs', 'extra')
+SOURCE_KINDS = ('datadir', 'managed', 'volume', 'certs', 'extra', 'web')
+# 'web' is OMERO.web's saved configuration, which travels with the config under backup_dir, not in a repository.
+SOURCE_KINDS_STORED = ('managed', 'volume', 'certs', 'extra')
 
 
 def _sources_problem(value):
@@ -173,7 +175,7 @@ def _sources_problem(value):
                 or not _is_abs(source.get('path')) or source['name'] in names:
             return 'a source without a unique name, a kind or an absolute path'
         names.add(source['name'])
-        if source['kind'] != 'datadir' and not (_is_str(source.get('store')) and _is_str(source.get('increment_time'))):
+        if source['kind'] in SOURCE_KINDS_STORED and not (_is_str(source.get('store')) and _is_str(source.get('increment_time'))):
             return 'source %s has no store or increment_time' % source['name']
     return None
 

@@ -96,7 +96,7 @@ class Layout(object):
     def __init__(self, datadir):
         self.datadir = datadir
         self.sources = []
-        self.links = {'total': 0, 'inside': 0, 'volumes': 0, 'excluded': 0, 'outside': []}
+        self.links = {'total': 0, 'inside': 0, 'volumes': 0, 'excluded': 0, 'dangling': [], 'outside': []}
         self.problems = []
         # Links to nothing a set holds: a backup's problem; a restore gets the old links with the set.
         self.link_problems = []
@@ -151,7 +151,9 @@ def discover(params):
         if not os.path.isabs(path):
             raise LayoutError('extra source %s is not an absolute path' % escape(path))
         layout.add(Source('extra', path))
-    _walk_all(layout, options)
+    if not options.for_restore:
+        # A restore target is judged by its configured places; the set brings the old tree's links.
+        _walk_all(layout, options)
     _check_overlaps(layout)
     _check_private_keys(layout)
     return layout
@@ -229,16 +231,25 @@ def _link(layout, source, path, options):
     if any(inside(target, excluded) for excluded in options.exclude):
         layout.links['excluded'] += 1
         return
+    if not os.path.exists(target):
+        # Already broken here: the set reproduces the link as it is, and no source could hold its target.
+        layout.links['dangling'].append({'link': escape(path), 'target': escape(target)})
+        return
     if os.path.isdir(target) and not os.path.islink(target):
         layout.links['volumes'] += 1
         layout.add(Source('volume', target, link=os.path.relpath(path, layout.datadir)
                           if inside(path, layout.datadir) else path))
         return
-    layout.links['outside'].append({'link': escape(path), 'target': escape(target),
-                                    'exists': os.path.lexists(target)})
+    layout.links['outside'].append({'link': escape(path), 'target': escape(target)})
 
 
 def _check_overlaps(layout):
+    dangling = layout.links['dangling']
+    if dangling:
+        layout.warnings.append('%d link(s) point at nothing on this host and are kept as they are: %s%s'
+                               % (len(dangling), ', '.join('%s -> %s' % (item['link'], item['target']) for item in dangling[:5]),
+                                  ', ...' if len(dangling) > 5 else ''))
+        layout.links['dangling'] = dangling[:MAX_LISTED]
     outside = layout.links['outside']
     if outside:
         listed = ', '.join('%s -> %s' % (item['link'], item['target']) for item in outside[:5])

@@ -57,7 +57,8 @@ def match(set_sources, target, path_map):
     for source in set_sources:
         if not isinstance(source, dict) or not source.get('name') or not os.path.isabs(source.get('path') or ''):
             raise LayoutError('the set lists a source that is not one: %s' % ascii(source)[:200])
-        if source.get('kind') == 'datadir':
+        if source.get('kind') in ('datadir', 'web'):
+            # The data dir goes where this host's is; OMERO.web's config is loaded by the config step.
             continue
         dest, old = mapped(source['path'], pairs)
         used.add(old)
