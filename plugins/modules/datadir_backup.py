@@ -366,6 +366,13 @@ symlinks:
     outside_dirs_truncated:
       description: Whether more directories than listed hold targets.
       type: bool
+    targets_not_utf8:
+      description: Links whose target is not UTF-8 (restic 0.14 stores such targets lossily, and a warning says so).
+      type: int
+    targets_not_utf8_links:
+      description: Those links (at most 20, escaped).
+      type: list
+      elements: str
 commands:
   description: The rdiff-backup command lines run (in check mode, that would run).
   returned: always

@@ -34,6 +34,7 @@ def scan_symlinks(src, skip_top=()):
     total = 0
     outside = 0
     targets = set()
+    not_utf8 = []
     stack = [src]
     while stack:
         directory = stack.pop()
@@ -47,7 +48,12 @@ def scan_symlinks(src, skip_top=()):
                     continue
                 if entry.is_symlink():
                     total += 1
-                    target = os.path.normpath(os.path.join(directory, os.readlink(entry.path)))
+                    link = os.readlink(entry.path)
+                    try:
+                        link.encode('utf-8')
+                    except UnicodeEncodeError:
+                        not_utf8.append(entry.path)
+                    target = os.path.normpath(os.path.join(directory, link))
                     if target != src and not target.startswith(src.rstrip('/') + '/'):
                         outside += 1
                         targets.add(os.path.dirname(target))
@@ -55,7 +61,8 @@ def scan_symlinks(src, skip_top=()):
                     stack.append(entry.path)
     listed = sorted(escape(target) for target in targets)
     return {'total': total, 'outside': outside, 'outside_dirs': listed[:MAX_LISTED],
-            'outside_dirs_truncated': len(listed) > MAX_LISTED}
+            'outside_dirs_truncated': len(listed) > MAX_LISTED, 'targets_not_utf8': len(not_utf8),
+            'targets_not_utf8_links': sorted(escape(path) for path in not_utf8)[:MAX_LISTED]}
 
 
 def backup_datadir(params, runner, check_mode=False, now=None):
@@ -86,6 +93,8 @@ def backup_datadir(params, runner, check_mode=False, now=None):
                               result)
         finally:
             result['commands'] = list(engine.commands)
+            if getattr(engine, 'removed_locks', None):
+                result['removed_locks'] = list(engine.removed_locks)
     if result['changed'] and not check_mode and not result['skipped']:
         result['duration'] = round(time.time() - started, 3)
     return result
@@ -199,7 +208,7 @@ def _record_backup(engine, made, previous, result):
                   backup_duration=round(made.seconds, 3),
                   files_per_second=round(made.files / made.seconds, 1) if made.files and made.seconds else None)
     result['warnings'].extend(made.warnings)
-    for name in ('snapshot_id', 'snapshot_short_id', 'removed_locks'):
+    for name in ('snapshot_id', 'snapshot_short_id'):
         if made.details.get(name):
             result[name] = made.details[name]
     if made.point is None:
@@ -254,8 +263,14 @@ class _SymlinkScan(threading.Thread):
 
 
 def _report_symlinks(scan, src, options, engine, result):
-    links = scan.links or {'total': 0, 'outside': 0, 'outside_dirs': [], 'outside_dirs_truncated': False}
+    links = scan.links or {'total': 0, 'outside': 0, 'outside_dirs': [], 'outside_dirs_truncated': False,
+                           'targets_not_utf8': 0, 'targets_not_utf8_links': []}
     result['symlinks'] = links
+    if links['targets_not_utf8'] and getattr(engine, 'lossy_link_targets', False):
+        result['warnings'].append('%d symbolic link(s) in %s have a target that is not UTF-8; %s stores such targets '
+                                  'lossily (each bad byte becomes U+FFFD), so they come back changed: %s'
+                                  % (links['targets_not_utf8'], src, engine.name,
+                                     ', '.join(links['targets_not_utf8_links'][:5])))
     if links['outside']:
         message = ('%d symbolic link(s) in %s point outside it (in-place imports): %s stores the links, '
                    'not the files; back up their targets too (%s)'

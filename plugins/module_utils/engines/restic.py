@@ -95,6 +95,9 @@ class ResticEngine(DatadirEngine):
     """restic 0.14 on a local, sftp, rest or s3 repository."""
 
     name = 'restic'
+    # restic 0.14 writes a link's target as a JSON string: bytes that are not UTF-8 come back as U+FFFD (names of
+    # files are kept exactly). The backup step warns about such links.
+    lossy_link_targets = True
 
     def __init__(self, runner, executable=tool.RESTIC, password=None, password_file=None, s3_access_key_id=None,
                  s3_secret_access_key=None, s3_credentials_file=None, ssh_user=None, ssh_key=None, ssh_port=None,
@@ -411,9 +414,8 @@ class ResticEngine(DatadirEngine):
         started = time.time()
         outcome = self._run(repo, ['backup', '-q'], args, json_output=True, cwd=src)
         seconds = time.time() - started
-        summary, errors = tool.parse_backup(outcome.out)
-        details = {'rc': outcome.rc, 'statistics': summary or {}, 'initialized': self.initialized,
-                   'removed_locks': self.removed_locks}
+        summary, errors = tool.parse_backup(outcome.out + '\n' + outcome.err)
+        details = {'rc': outcome.rc, 'statistics': summary or {}, 'initialized': self.initialized}
         if outcome.incomplete and summary and summary.get('snapshot_id'):
             unreadable = sorted(set(escape(error['path'] or '?') for error in errors))
             details.update(incomplete_snapshot=summary['snapshot_id'], unreadable_files=unreadable[:MAX_LISTED])
