@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'unit'))
-import conftest  # noqa: E402,F401  (puts an ansible_collections tree for this checkout on sys.path)
+# conftest puts an ansible_collections tree of this checkout on sys.path.
+import conftest  # noqa: E402,F401 pylint: disable=unused-import,wrong-import-position
 import omero_sandbox  # noqa: E402
 from omero_sandbox.idpath import id_to_relpath  # noqa: E402
 
@@ -195,7 +196,7 @@ def bench_missing(description, rows, rounds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--root', default='/var/tmp/proof-bench')
     parser.add_argument('--files', type=int, default=64)
     parser.add_argument('--file-mb', type=int, default=8)

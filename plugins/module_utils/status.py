@@ -161,7 +161,6 @@ def render_metrics(status):
     return '\n'.join(lines) + '\n'
 
 
-
 def render_proof_metrics(proof, now):
     """Prometheus text of one checksum proof (the prove module's result): ``omero_backup_proof_*``.
 
@@ -196,6 +195,7 @@ def render_proof_metrics(proof, now):
         family('omero_backup_proof_cycle', 'Number of the current proof cycle (1 until the first full pass completes).',
                [(target, proof.get('cycle') or 1)])
     return '\n'.join(lines) + '\n'
+
 
 def record(params, now, check_mode=False):
     """Update the status (and metrics) files; returns the module result."""

@@ -13,7 +13,7 @@ version_added: 0.4.0
 description:
   - The inverse of cleanse. Lists the C(originalfile) rows of ManagedRepository and C(Files/), the C(pixels) rows
     with a file in C(Pixels/) and the C(thumbnail) rows whose file is absent, by the server's id/path rules (the
-    same as cleanse and O(omero.backup.verify)).
+    same as cleanse and M(omero.backup.verify)).
   - Set-based; one query per kind and one listing of the directories, never a query or a stat per row (on
     1 million rows it takes about as long as a bare C(find); see docs/verify.md).
   - A link in ManagedRepository (an in-place import) counts as present; a symlinked directory there (another volume)

@@ -12,7 +12,7 @@ short_description: Prove OMERO's files by their checksums, in full or a budget p
 version_added: 0.4.0
 description:
   - Reads the files of ManagedRepository and C(Files/) back and compares each with the hash OMERO stored for it
-    (C(originalfile.hash), algorithm C(hasher) -> C(checksumalgorithm.value)). Proves what O(omero.backup.verify)
+    (C(originalfile.hash), algorithm C(hasher) -> C(checksumalgorithm.value)). Proves what M(omero.backup.verify)
     only samples for presence; see docs/verify.md for what each check proves and what it costs.
   - Works on any tree that is laid out as a data directory, the database being the one it belongs to; the live data
     directory (bit rot), a restored tree (a drill's scratch copy), or a store's snapshot restored into scratch.
