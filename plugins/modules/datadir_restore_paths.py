@@ -296,7 +296,9 @@ from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 
 def main():
     module = AnsibleModule(argument_spec=granular_argument_spec(), supports_check_mode=True)
-    check_params(module, locations=['src'])
+    # src is an rdiff-backup location (/path or host::/path) or a restic repository (also sftp:, rest:, s3:), which
+    # the restic engine's own parser checks.
+    check_params(module, locations=['src'] if module.params['engine'] == 'rdiff-backup' else [])
     run_step(module, restore_paths, module.params, module_runner(module), check_mode=module.check_mode, keep_warnings=True,
              errors=(OSError,))
 
