@@ -145,11 +145,15 @@ def test_damaged_restore_fails_with_every_bad_file(restored, tmp_path):
     unhashed = _ids(description, "repo IS NULL AND mimetype IS DISTINCT FROM 'Repository' AND hasher = "
                                  "(SELECT id FROM checksumalgorithm WHERE value = 'SHA1-160')")[0]
     query(description, 'UPDATE originalfile SET hash = NULL, hasher = NULL WHERE id = %s', (unhashed,))
+    # The in-place import's source is gone: its link is dangling, reported, not a failure of the restore.
+    link, target = sorted(description['symlinks'].items())[0]
+    os.unlink(target)
     report = str(tmp_path / 'report.json')
 
     result = run_module('prove', _args(description, scratch, report_file=report, max_listed=1))
     assert result['failed'] and 'checksum proof failed' in result['msg']
     assert result['counts']['mismatched'] == 2 and result['counts']['missing'] == 1 and result['counts']['unhashed'] == 1
+    assert [entry['path'] for entry in result['dangling']] == [link]
     with open(report) as handle:
         found = json.load(handle)
     assert stat.S_IMODE(os.stat(report).st_mode) == 0o600
