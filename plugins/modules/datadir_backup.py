@@ -367,7 +367,8 @@ symlinks:
       description: Whether more directories than listed hold targets.
       type: bool
     targets_not_utf8:
-      description: Links whose target is not UTF-8 (restic 0.14 stores such targets lossily, and a warning says so).
+      description: Links whose target is not UTF-8 (restic 0.14 stores such targets lossily, and a warning says so);
+        only when there are any.
       type: int
     targets_not_utf8_links:
       description: Those links (at most 20, escaped).

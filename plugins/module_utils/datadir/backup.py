@@ -60,9 +60,12 @@ def scan_symlinks(src, skip_top=()):
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
     listed = sorted(escape(target) for target in targets)
-    return {'total': total, 'outside': outside, 'outside_dirs': listed[:MAX_LISTED],
-            'outside_dirs_truncated': len(listed) > MAX_LISTED, 'targets_not_utf8': len(not_utf8),
-            'targets_not_utf8_links': sorted(escape(path) for path in not_utf8)[:MAX_LISTED]}
+    links = {'total': total, 'outside': outside, 'outside_dirs': listed[:MAX_LISTED],
+             'outside_dirs_truncated': len(listed) > MAX_LISTED}
+    if not_utf8:
+        links.update(targets_not_utf8=len(not_utf8),
+                     targets_not_utf8_links=sorted(escape(path) for path in not_utf8)[:MAX_LISTED])
+    return links
 
 
 def backup_datadir(params, runner, check_mode=False, now=None):
@@ -263,10 +266,9 @@ class _SymlinkScan(threading.Thread):
 
 
 def _report_symlinks(scan, src, options, engine, result):
-    links = scan.links or {'total': 0, 'outside': 0, 'outside_dirs': [], 'outside_dirs_truncated': False,
-                           'targets_not_utf8': 0, 'targets_not_utf8_links': []}
+    links = scan.links or {'total': 0, 'outside': 0, 'outside_dirs': [], 'outside_dirs_truncated': False}
     result['symlinks'] = links
-    if links['targets_not_utf8'] and getattr(engine, 'lossy_link_targets', False):
+    if links.get('targets_not_utf8') and getattr(engine, 'lossy_link_targets', False):
         result['warnings'].append('%d symbolic link(s) in %s have a target that is not UTF-8; %s stores such targets '
                                   'lossily (each bad byte becomes U+FFFD), so they come back changed: %s'
                                   % (links['targets_not_utf8'], src, engine.name,

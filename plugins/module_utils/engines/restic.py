@@ -511,7 +511,8 @@ class ResticEngine(DatadirEngine):
 
     # -- retention ----------------------------------------------------------------------------------------------
 
-    def _policy(self, keep_seconds):
+    def retention_args(self, keep_seconds):
+        """The forget policy: keep_* and keep_seconds (as --keep-within); --keep-last 1 at least."""
         args = []
         for name in ('last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'):
             if self.keep[name]:
@@ -525,7 +526,7 @@ class ResticEngine(DatadirEngine):
 
     def retention(self, repo, points, keep_seconds, now, check_mode=False, label=None):
         """``forget`` (grouped by host: each set's extras change a snapshot's paths) then ``prune``."""
-        policy = self._policy(keep_seconds)
+        policy = self.retention_args(keep_seconds)
         if not policy or self._exists.get(repo.spec) is False or self.would_init:
             return RetentionOutcome()
         args = ['--host', self.hostname, '--group-by', 'host'] + policy

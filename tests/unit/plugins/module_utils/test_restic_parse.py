@@ -50,7 +50,7 @@ read all data
 [0:00] 100.00%  3 / 3 packs
 error for tree ddb1305d:
   decrypting blob ddb1305dc698b275ebf02abbc2fc633a030dbca580e7e2932672dc2204bea1aa failed: ciphertext verification failed
-Pack ID does not match, want 0cc4021e7322f30561a0daed585df740dfc6708e7a60b06b062a1b6da71d04cd, got 1f73d2dfe51d3ded2de02243fc78e45cb4fe331e8b1f39e6e2d41ca17c03abc1
+Pack ID does not match, want 0cc4021e7322f30561a0daed585df740dfc6708e7a60b06b062a1b6da71d04cd, got 1f73d2dfe51d3ded
 Fatal: repository contains errors
 '''
 LOCKED = '''unable to create lock in backend: repository is already locked by PID 28058 on vm by root (UID 0, GID 0)
@@ -196,8 +196,8 @@ def test_select_by_set_id_snapshot_id_and_time():
 
 def test_excludes_are_anchored_and_escaped():
     engine = ResticEngine(never_run, password='x')
-    assert engine.excludes('/data/[x]', ['BioFormatsCache'])[:2] == ['/data/\\[x\\]/BioFormatsCache',
-                                                                      '/data/\\[x\\]/.omero-backup-restore.*']
+    expected = ['/data/\\[x\\]/BioFormatsCache', '/data/\\[x\\]/.omero-backup-restore.*']
+    assert engine.excludes('/data/[x]', ['BioFormatsCache'])[:2] == expected
 
 
 def test_bad_settings_fail_before_anything_runs():
@@ -205,3 +205,11 @@ def test_bad_settings_fail_before_anything_runs():
         ResticEngine(never_run, password='x', verify_read_data='most')
     with pytest.raises(EngineError, match='not both'):
         ResticEngine(never_run, password='x', password_file='/x')
+
+
+def test_retention_policy_always_keeps_the_newest_snapshot():
+    assert ResticEngine(never_run, password='x').retention_args(None) == []
+    assert ResticEngine(never_run, password='x', keep_daily=7).retention_args(None) == [
+        '--keep-daily', '7', '--keep-last', '1']
+    assert ResticEngine(never_run, password='x', keep_last=3, keep_monthly=6).retention_args(8 * 7 * 86400) == [
+        '--keep-last', '3', '--keep-monthly', '6', '--keep-within', '56d0h']
