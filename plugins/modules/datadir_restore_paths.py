@@ -29,7 +29,7 @@ description:
   - Directories already in O(dest) keep their owner and mode. Restored entries get the owner and mode recorded in
     the backup (run as root) unless O(owner) or O(group) force them.
   - When O(dest) holds C(.omero/repository/<uuid>/repo_uuid), the backup must hold the same C(<uuid>), and when O(db)
-    is set its C(omero.db.uuid) must be among the backup's: files of another OMERO are never merged in.
+    is set its C(omero.db.uuid) must be among the backup's; files of another OMERO are never merged in.
   - File names are bytes and come back byte for byte; names in results are shown escaped (C(\xe9)), with their exact
     bytes in RV(names_b64).
   - The engines. V(restic) restores the paths of one snapshot with C(restic restore --include) (the directories
