@@ -225,6 +225,7 @@ def test_restic_retention_rotating_verify_and_a_corrupted_pack(area):
     assert all(outcome.ok for outcome in parts)
     total = parts[0].details['packs_total']
     assert sum(outcome.details['packs_read'] for outcome in parts) == total > 0
+    TIMINGS['rotation_packs_read'] = [outcome.details['packs_read'] for outcome in parts]
     state_files = os.listdir(area['state'])
     assert len(state_files) == 1
     state_path = os.path.join(area['state'], state_files[0])
@@ -353,7 +354,11 @@ def test_restic_s3_and_rest_repositories_round_trip_keys_only_in_the_environment
         assert made['repository_initialized'] and made['verified'] and made['verify']['subset'] == '10%'
         assert os.path.isfile(s3.object_path('omero/config'))
         dest = str(tmp_path / 'from-s3')
-        restore_datadir(restore_params(area, repo, dest, at='set-s3', **keys), runner)
+        credentials = str(tmp_path / 's3-credentials')
+        with open(credentials, 'w') as handle:
+            handle.write('[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' % (s3.access_key, s3.secret_key))
+        os.chmod(credentials, 0o600)
+        restore_datadir(restore_params(area, repo, dest, at='set-s3', s3_credentials_file=credentials), runner)
         assert byte_tree(dest) == byte_tree(area['datadir'], lossy_links=True)
         with pytest.raises(DatadirError, match='s3_access_key_id and s3_secret_access_key, or s3_credentials_file'):
             backup_datadir(params(area, repo), runner)
