@@ -8,7 +8,11 @@ then the chosen engine writes the dump and applies retention.
 The pg_dump engine (engines/pg_dump_write.py) writes a dump that is either complete and verified or not there at
 all: under a temporary name, read back in full, checked against a size floor, published by rename between a
 manifest that says ``complete: false`` and one that says ``complete: true``. The names, listing and retention of a
-dump destination are dumps.py's. pgBackRest (issue 15) is the next engine, chosen by the same ``engine`` option.
+dump destination are dumps.py's.
+
+The pgBackRest engine (engines/pgbackrest.py) takes a full, diff or incr backup of the stanza into its repository
+(set up by the db_archive step); pgBackRest holds its own stanza lock and expires old backups itself, and the result
+names the backup label and the time up to which WAL is archived.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -23,11 +27,13 @@ from ansible_collections.omero.backup.plugins.module_utils.base.locking import t
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATABASE, engine_for
 from ansible_collections.omero.backup.plugins.module_utils.engines.pg_dump_files import DbDumpError
+from ansible_collections.omero.backup.plugins.module_utils.engines.pgbackrest import backup_fields
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 
 LOCK_PURPOSE = 'db_dump'
-# The engines db_dump offers (issue 15 adds pgbackrest here and in engines.base.engine_for).
-ENGINES = ['pg_dump']
+# The engines db_dump offers (and engines.base.engine_for knows).
+ENGINES = ['pg_dump', 'pgbackrest']
+PGBACKREST = 'pgbackrest'
 
 
 def dump_argument_spec():
@@ -35,7 +41,7 @@ def dump_argument_spec():
     spec.update(
         engine=dict(type='str', choices=list(ENGINES), default=ENGINES[0]),
         db=dict(type='str', default='omero'),
-        dest=dict(type='path', required=True),
+        dest=dict(type='path'),
         format=dict(type='str', choices=['custom', 'directory'], default='custom'),
         jobs=dict(type='int', default=1),
         compress=dict(type='str'),
@@ -49,6 +55,10 @@ def dump_argument_spec():
         owner=dict(type='str'),
         group=dict(type='str'),
         pg_bindir=dict(type='path'),
+        stanza=dict(type='str', default='omero'),
+        config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
+        type=dict(type='str', choices=['full', 'diff', 'incr'], default='incr'),
+        os_user=dict(type='str', default='postgres'),
     )
     return spec
 
@@ -84,6 +94,8 @@ class DumpOptions(object):
             raise DbDumpError('min_size must be 0 or more bytes')
         if not self.db:
             raise DbDumpError('db must name the database to dump')
+        if self.engine == PGBACKREST:
+            return
         if not self.dest or not os.path.isabs(self.dest):
             raise DbDumpError('dest must be an absolute path, got %r' % (self.dest,))
 
@@ -96,6 +108,8 @@ def validate(params):
 def dump(params, runner, check_mode=False):
     """Run one db_dump; returns the module result (without ``failed``)."""
     opts = DumpOptions.from_params(params)
+    if opts.engine == PGBACKREST:
+        return _pgbackrest_backup(opts, runner, check_mode)
     dest, db = opts.dest, opts.db
     result = {'changed': False, 'skipped_dump': False, 'path': None, 'manifest': None, 'globals_path': None, 'pruned': [],
               'format': opts.format, 'warnings': []}
@@ -161,3 +175,28 @@ def _planned(engine, opts, result, created_dest):
     else:
         result['pruned'] = engine.retention(opts, check_mode=True).removed
     return result
+
+
+def _pgbackrest_backup(opts, runner, check_mode):
+    """engine=pgbackrest: one backup of the stanza (pgBackRest locks the stanza and expires old backups itself)."""
+    engine = engine_for(DATABASE, opts.engine, runner)
+    result = {'changed': False, 'skipped_dump': False, 'path': None, 'manifest': None, 'globals_path': None, 'pruned': [],
+              'format': PGBACKREST, 'stanza': opts.stanza, 'warnings': []}
+    try:
+        result['version'] = engine.health(opts).version
+        complete = [point for point in engine.list(opts) if point.complete]
+        if opts.skip_seconds is not None and complete and time.time() - complete[-1].epoch <= opts.skip_seconds:
+            stanza = engine.stanza(opts)
+            result.update(backup_fields(stanza, complete[-1].details, engine.archive_newest(opts, stanza)), skipped_dump=True,
+                          msg='a complete %s backup %d s old exists (skip_if_newer_than=%s): %s'
+                          % (complete[-1].kind, time.time() - complete[-1].epoch, opts.skip_if_newer_than, complete[-1].id))
+            return result
+        made = engine.backup(opts, check_mode=check_mode)
+    finally:
+        result['commands'] = list(engine.commands)
+    result.update(made.details)
+    result['warnings'].extend(made.warnings)
+    result['changed'] = True
+    result['commands'] = list(engine.commands)
+    return result
+

@@ -5,8 +5,9 @@
 keyed by them, taken before the dump is even read); the chosen engine does the restore.
 
 The pg_dump engine (engines/pg_dump_restore.py) restores a dump the way the OMERO docs describe it, with the
-checks they leave out, and replaces a non-empty database by swap (engines/pg_dump_replace.py). pgBackRest
-(issue 15) is the next engine: a cluster restore to a point in time, chosen by the same ``engine`` option.
+checks they leave out, and replaces a non-empty database by swap (engines/pg_dump_replace.py). The pgBackRest
+engine (engines/pgbackrest_restore.py) restores the whole cluster to a point in time, into the stopped cluster or
+into a scratch data directory for a drill; its lock is keyed by that data directory.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -16,12 +17,13 @@ import os
 
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import keyed_lock_path, take_lock
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
-from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATABASE, engine_for
+from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATABASE, EngineError, engine_for
 from ansible_collections.omero.backup.plugins.module_utils.engines.pg_dump_files import DbRestoreError
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 
-# The engines db_restore offers (issue 15 adds pgbackrest here and in engines.base.engine_for).
-ENGINES = ['pg_dump']
+# The engines db_restore offers (and engines.base.engine_for knows).
+ENGINES = ['pg_dump', 'pgbackrest']
+PGBACKREST = 'pgbackrest'
 
 
 def restore_argument_spec():
@@ -43,6 +45,17 @@ def restore_argument_spec():
         expected_schema=dict(type='str'),
         force=dict(type='bool', default=False),
         pg_bindir=dict(type='path'),
+        stanza=dict(type='str', default='omero'),
+        config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
+        os_user=dict(type='str', default='postgres'),
+        target_type=dict(type='str', choices=['time', 'immediate', 'default'], default='default'),
+        target_time=dict(type='str'),
+        set=dict(type='str'),
+        pg_path=dict(type='path'),
+        scratch_path=dict(type='path'),
+        scratch_port=dict(type='int'),
+        scratch_socket_dir=dict(type='path'),
+        scratch_start=dict(type='bool', default=True),
     )
     return spec
 
@@ -78,16 +91,22 @@ def restore(params, runner, check_mode=False):
     options = RestoreOptions(params)
     db = options.db
     try:
-        lock_path = database_lock_path(options.connection, db, options.lock_dir)
+        if options.engine == PGBACKREST:
+            # A cluster restore: one at a time per data directory.
+            lock_path = keyed_lock_path('database', 'pgbackrest:' + os.path.realpath(options.scratch_path or options.pg_path or '/'),
+                                        options.lock_dir)
+        else:
+            lock_path = database_lock_path(options.connection, db, options.lock_dir)
     except OSError as exc:
         raise DbRestoreError('%s: set lock_dir. Nothing was changed.' % (exc.strerror or exc))
     lock = None
     if not check_mode:
-        lock = take_lock(lock_path, 'db_restore into %s' % postgres.describe_target(options.connection, db),
-                         error=DbRestoreError)
+        what = (options.scratch_path or options.pg_path) if options.engine == PGBACKREST else \
+            postgres.describe_target(options.connection, db)
+        lock = take_lock(lock_path, 'db_restore into %s' % what, error=DbRestoreError)
     try:
         result = engine_for(DATABASE, options.engine, runner).restore(options, check_mode=check_mode)
-    except DbRestoreError as exc:
+    except EngineError as exc:
         if exc.result:
             exc.result['lock'] = lock_path
         raise

@@ -45,11 +45,17 @@ notes:
 options:
   engine:
     description:
-      - The tool that backs up the database. V(pg_dump) is the only one today.
-      - This is the seam where another engine plugs in (pgBackRest with continuous WAL archiving, issue 15); the roles
-        will only pass the name on (C(omero_backup_db_engine)).
+      - The tool that backs up the database; the roles pass C(omero_backup_db_engine) on.
+      - V(pg_dump) writes one verified logical dump of O(db) into O(dest), as described above.
+      - V(pgbackrest) takes a physical backup (O(type)) of the whole cluster into the pgBackRest repository of
+        O(stanza), set up by M(omero.backup.db_archive), which also archives WAL continuously between backups, so
+        M(omero.backup.db_restore) reaches any second in the archived range. pgBackRest expires backups beyond
+        C(repo1-retention-full) after each backup (RV(pruned) names them); O(format), O(jobs), O(compress),
+        O(globals), O(min_size), O(min_keep), O(keep), O(max_age), O(owner), O(group) and O(dest) are not used.
+        Run it where pgBackRest runs backups - the database host with a local repository, the repository host
+        otherwise.
     type: str
-    choices: [pg_dump]
+    choices: [pg_dump, pgbackrest]
     default: pg_dump
   db:
     description:
@@ -60,8 +66,8 @@ options:
     description:
       - Directory that receives the dumps. Created mode 0700 when missing; its parent must exist, so an unmounted backup
         volume fails instead of filling the root filesystem.
+      - Required with O(engine=pg_dump).
     type: path
-    required: true
   format:
     description:
       - V(custom) is C(pg_dump -Fc), the format of the OMERO documentation; one file.
@@ -131,6 +137,29 @@ options:
       - Directory of the PostgreSQL client tools (C(/usr/lib/postgresql/16/bin)) when several major versions are
         installed. Unset uses C(PATH).
     type: path
+  stanza:
+    description:
+      - With O(engine=pgbackrest), the stanza of the cluster.
+    type: str
+    default: omero
+  config:
+    description:
+      - With O(engine=pgbackrest), the configuration file M(omero.backup.db_archive) wrote (read with C(--config)).
+    type: path
+    default: /etc/pgbackrest/pgbackrest.conf
+  type:
+    description:
+      - With O(engine=pgbackrest), the backup type. V(incr) and V(diff) need a full backup to build on; without one
+        pgBackRest takes a full backup and a warning says so.
+    type: str
+    choices: [full, diff, incr]
+    default: incr
+  os_user:
+    description:
+      - With O(engine=pgbackrest), the system user pgBackRest runs as (through C(runuser) when the module runs as
+        root) - the cluster's user on the database host, the repository's user on a repository host.
+    type: str
+    default: postgres
 '''
 
 EXAMPLES = r'''
@@ -142,6 +171,13 @@ EXAMPLES = r'''
     skip_if_newer_than: 20h
   become: true
   become_user: postgres
+
+- name: An incremental pgBackRest backup (set up by omero.backup.db_archive)
+  omero.backup.db_dump:
+    engine: pgbackrest
+    stanza: omero
+    type: incr
+  register: omero_backup
 
 - name: Parallel dump of a large database with the server stopped
   omero.backup.db_dump:
@@ -228,7 +264,8 @@ free_bytes:
   returned: in check mode
   type: int
 pruned:
-  description: Paths removed by retention (in check mode, the ones it would remove).
+  description: Paths removed by retention (in check mode, the ones it would remove); with O(engine=pgbackrest), the
+    labels of the backups pgBackRest expired.
   returned: always
   type: list
   elements: str
@@ -244,6 +281,76 @@ dest_created:
   description: Whether O(dest) was created (would be, in check mode).
   returned: when O(dest) was missing
   type: bool
+stanza:
+  description: The pgBackRest stanza.
+  returned: with O(engine=pgbackrest)
+  type: str
+version:
+  description: pgBackRest's version.
+  returned: with O(engine=pgbackrest)
+  type: str
+backup_label:
+  description: The label of the backup made (or found recent, RV(skipped_dump)); V(null) in check mode.
+  returned: with O(engine=pgbackrest)
+  type: str
+  sample: 20261203-101500F_20261203-111500I
+backup_type:
+  description: Its type (V(full), V(diff), V(incr)).
+  returned: with O(engine=pgbackrest)
+  type: str
+backup_prior:
+  description: The backup it builds on (V(null) for a full one).
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+backup_start:
+  description: Epoch of its start.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: int
+backup_stop:
+  description: Epoch of its end, the earliest time it can be restored to.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: int
+backup_time:
+  description: Its end, ISO 8601 UTC.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+wal_start:
+  description: The first WAL segment it needs.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+wal_stop:
+  description: The WAL segment that makes it consistent.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+lsn_start:
+  description: Its start LSN.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+lsn_stop:
+  description: Its stop LSN.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+repo_size:
+  description: Bytes this backup added to the repository.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: int
+archive_max:
+  description: The newest WAL segment in the repository.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+archived_until:
+  description: Time up to which WAL is in the repository (ISO 8601 UTC), the latest point a restore reaches now.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: str
+archived_until_epoch:
+  description: The same as an epoch.
+  returned: with O(engine=pgbackrest), when a backup was made or skipped
+  type: int
+commands:
+  description: The pgBackRest commands run (no secret is ever on them).
+  returned: with O(engine=pgbackrest)
+  type: list
+  elements: list
 '''
 
 from ansible.module_utils.basic import AnsibleModule

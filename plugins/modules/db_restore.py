@@ -83,18 +83,26 @@ notes:
 options:
   engine:
     description:
-      - The tool that backs up and restores the database. V(pg_dump) (a dump restored by C(pg_restore)) is the only
-        one today.
-      - This is the seam where another engine plugs in (pgBackRest with point-in-time restore, issue 15); the roles
-        will only pass the name on (C(omero_backup_db_engine)).
+      - The tool that backs up and restores the database; the roles pass the engine of the set record on.
+      - V(pg_dump) restores a dump with C(pg_restore) into O(db), as described above.
+      - V(pgbackrest) restores the whole cluster from the pgBackRest repository of O(stanza) to a point in time
+        (O(target_type)), either into the stopped cluster O(pg_path) (C(pgbackrest restore --delta), with
+        O(state=replaced)) or into a scratch data directory O(scratch_path) on O(scratch_port) for a drill, which is
+        started and waited for until it has recovered to the target and promoted. Before anything is touched the
+        backup is chosen (the newest whose end precedes the target, or O(set)) and a O(target_time) outside the
+        archived range - from the end of the oldest backup to the newest WAL in the repository - is refused.
+        O(src), O(db), O(owner), O(owner_password), O(owner_from_roles_file), O(keep_replaced),
+        O(expected_sha256), O(jobs), O(analyze), O(verify), O(expected_schema) and O(force) are not used.
+      - With V(pgbackrest), O(state=absent) stops and removes a drill cluster in O(scratch_path) (only one this
+        module made; a live cluster is never removed).
     type: str
-    choices: [pg_dump]
+    choices: [pg_dump, pgbackrest]
     default: pg_dump
   src:
     description:
       - The dump (file or C(.pg_dump.d) directory), its C(.manifest.json), or a directory of dumps, where the newest
         dump with a complete manifest (of O(db) if there is one, else of any database) is taken.
-      - Required with O(state=present) and O(state=replaced); not used with O(state=absent).
+      - Required with O(state=present) and O(state=replaced) (O(engine=pg_dump)); not used with O(state=absent).
     type: path
   db:
     description:
@@ -188,8 +196,66 @@ options:
     default: false
   pg_bindir:
     description:
-      - Directory of the PostgreSQL client tools when several major versions are installed. Unset uses C(PATH).
+      - Directory of the PostgreSQL client tools when several major versions are installed. Unset uses C(PATH)
+        (with O(engine=pgbackrest), C(/usr/lib/postgresql/<PG_VERSION of the restored cluster>/bin)).
     type: path
+  stanza:
+    description:
+      - With O(engine=pgbackrest), the stanza to restore from.
+    type: str
+    default: omero
+  config:
+    description:
+      - With O(engine=pgbackrest), the configuration file M(omero.backup.db_archive) wrote.
+    type: path
+    default: /etc/pgbackrest/pgbackrest.conf
+  os_user:
+    description:
+      - With O(engine=pgbackrest), the system user pgBackRest and the restored cluster run as.
+    type: str
+    default: postgres
+  target_type:
+    description:
+      - With O(engine=pgbackrest), where recovery stops. V(time) at O(target_time); V(immediate) as soon as the backup
+        is consistent (its end); V(default) after all archived WAL (the latest state).
+    type: str
+    choices: [time, immediate, default]
+    default: default
+  target_time:
+    description:
+      - With O(target_type=time), an ISO 8601 time (V(2026-12-03T10:30:00Z), V(2026-12-03 10:30:00.25+00:00); without a
+        zone it is UTC). Transactions committed up to it are restored. A time before the end of the oldest backup, or
+        after the newest WAL in the repository, is refused and nothing is changed.
+    type: str
+  set:
+    description:
+      - With O(engine=pgbackrest), the label of the backup to restore. Unset, the newest complete backup that ended
+        before O(target_time) (or the newest one).
+    type: str
+  pg_path:
+    description:
+      - With O(engine=pgbackrest), the data directory of the stopped cluster to restore into. A non-empty one needs
+        O(state=replaced) (overwritten with C(--delta)); it is left stopped, and PostgreSQL replays WAL up to the
+        target and promotes when it starts. A running cluster is refused.
+    type: path
+  scratch_path:
+    description:
+      - With O(engine=pgbackrest), a missing or empty data directory for a drill cluster (its parent must exist),
+        restored with archiving off and its own port and socket.
+    type: path
+  scratch_port:
+    description:
+      - The port of the drill cluster in O(scratch_path); required with it, and must be free.
+    type: int
+  scratch_socket_dir:
+    description:
+      - The socket directory of the drill cluster. Unset, O(scratch_path).
+    type: path
+  scratch_start:
+    description:
+      - Start the drill cluster and wait until it has recovered to the target and promoted.
+    type: bool
+    default: true
 '''
 
 EXAMPLES = r'''
@@ -221,6 +287,15 @@ EXAMPLES = r'''
     jobs: 2
   become: true
   become_user: postgres
+
+- name: A restore drill - the cluster as it was at 10:30 UTC, on port 5499
+  omero.backup.db_restore:
+    engine: pgbackrest
+    stanza: omero
+    target_type: time
+    target_time: "2026-12-03T10:30:00Z"
+    scratch_path: /var/lib/postgresql/drill
+    scratch_port: 5499
 
 - name: Replace the current database with a given dump (its content is lost)
   omero.backup.db_restore:
@@ -370,6 +445,59 @@ row_counts:
   returned: when the database holds the restore
   type: dict
   sample: {"image": 40, "pixels": 40, "originalfile": 160}
+backup_type:
+  description: With O(engine=pgbackrest), the type of the backup restored (RV(restored_from) is its label).
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+backup_time:
+  description: Its end (ISO 8601 UTC).
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+target_type:
+  description: The recovery target type.
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+target_time:
+  description: The recovery target time, UTC; V(null) unless O(target_type=time).
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+archived_from:
+  description: The start of the archived range (the end of the oldest backup), ISO 8601 UTC.
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+archived_until:
+  description: The end of the archived range (the newest WAL in the repository), ISO 8601 UTC.
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: str
+archived_until_epoch:
+  description: The same as an epoch.
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: float
+pg_path:
+  description: The data directory restored into (a drill's O(scratch_path)).
+  returned: with O(engine=pgbackrest)
+  type: str
+scratch:
+  description: Whether it is a drill cluster.
+  returned: with O(engine=pgbackrest)
+  type: bool
+started:
+  description: Whether the drill cluster was started.
+  returned: with O(engine=pgbackrest), when a restore ran
+  type: bool
+promoted:
+  description: Whether the drill cluster reached the target and promoted.
+  returned: with O(engine=pgbackrest), when a restore ran
+  type: bool
+removed:
+  description: Whether the drill cluster was stopped and removed (O(state=absent)).
+  returned: with O(engine=pgbackrest) and O(state=absent)
+  type: bool
+commands:
+  description: The pgBackRest and C(pg_ctl) commands run (would run, in check mode); no secret is ever on them.
+  returned: with O(engine=pgbackrest), when a restore ran (would run, in check mode)
+  type: list
+  elements: list
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -382,8 +510,8 @@ from ansible_collections.omero.backup.plugins.module_utils.tools.postgres import
 
 
 def main():
-    module = AnsibleModule(argument_spec=restore_argument_spec(), supports_check_mode=True,
-                           required_if=[('state', 'present', ['src']), ('state', 'replaced', ['src'])])
+    # src is required with state=present/replaced for engine=pg_dump only: that engine says so.
+    module = AnsibleModule(argument_spec=restore_argument_spec(), supports_check_mode=True)
     check_params(module, jobs=['jobs'])
     run_step(module, restore, module.params, module_runner(module), check_mode=module.check_mode, errors=(PostgresError,))
 

@@ -285,7 +285,7 @@ class DatabaseEngine(Engine):
 
 
 # Names a later issue adds; engine_for says so instead of "unknown".
-PLANNED = {DATADIR: {}, DATABASE: {'pgbackrest': 'issue 15'}}
+PLANNED = {DATADIR: {}, DATABASE: {}}
 
 
 def _registry(kind):
@@ -296,8 +296,9 @@ def _registry(kind):
         return {rdiff_backup.RdiffBackupEngine.name: rdiff_backup.RdiffBackupEngine,
                 restic.ResticEngine.name: restic.ResticEngine}
     if kind == DATABASE:
-        from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump
-        return {pg_dump.PgDumpEngine.name: pg_dump.PgDumpEngine}
+        from ansible_collections.omero.backup.plugins.module_utils.engines import pg_dump, pgbackrest
+        return {pg_dump.PgDumpEngine.name: pg_dump.PgDumpEngine,
+                pgbackrest.PgBackRestEngine.name: pgbackrest.PgBackRestEngine}
     raise EngineError('no engine kind %r: use %r or %r' % (kind, DATADIR, DATABASE))
 
 

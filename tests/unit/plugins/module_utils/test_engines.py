@@ -16,6 +16,7 @@ from ansible_collections.omero.backup.plugins.module_utils.engines import base
 from ansible_collections.omero.backup.plugins.module_utils.engines.base import (
     DATABASE, DATADIR, DatabaseEngine, DatadirEngine, EngineError, Point, engine_for, engine_names, exclude_patterns)
 from ansible_collections.omero.backup.plugins.module_utils.engines.pg_dump import PgDumpEngine
+from ansible_collections.omero.backup.plugins.module_utils.engines.pgbackrest import PgBackRestEngine
 from ansible_collections.omero.backup.plugins.module_utils.engines.rdiff_backup import RdiffBackupEngine
 
 
@@ -34,9 +35,8 @@ def test_the_factory_builds_each_known_engine_with_its_runner_and_settings():
 
 @pytest.mark.parametrize('kind, name, message', [
     (DATADIR, 'borg', "unknown datadir engine 'borg': use 'rdiff-backup' or 'restic'"),
-    (DATABASE, 'rdiff-backup', "unknown database engine 'rdiff-backup': use 'pg_dump'"),
+    (DATABASE, 'rdiff-backup', "unknown database engine 'rdiff-backup': use 'pg_dump' or 'pgbackrest'"),
     (DATADIR, 'pg_dump', "unknown datadir engine 'pg_dump'"),
-    (DATABASE, 'pgbackrest', "the database engine 'pgbackrest' is not available yet \\(issue 15\\); use pg_dump"),
     ('tape', 'rdiff-backup', "no engine kind 'tape': use 'datadir' or 'database'"),
     (DATADIR, None, "unknown datadir engine None"),
 ])
@@ -47,7 +47,7 @@ def test_an_unknown_engine_is_a_clear_error(kind, name, message):
 
 def test_the_modules_offer_exactly_the_engines_the_factory_knows():
     assert engine_names(DATADIR) == sorted(datadir_common.ENGINES) == ['rdiff-backup', 'restic']
-    assert engine_names(DATABASE) == sorted(db_restore.ENGINES) == sorted(db_dump.ENGINES) == ['pg_dump']
+    assert engine_names(DATABASE) == sorted(db_restore.ENGINES) == sorted(db_dump.ENGINES) == ['pg_dump', 'pgbackrest']
     for spec in (datadir_common.backup_argument_spec(), datadir_common.restore_argument_spec(),
                  db_dump.dump_argument_spec(), db_restore.restore_argument_spec()):
         assert spec['engine']['default'] in spec['engine']['choices']
@@ -59,7 +59,7 @@ def _interface(cls):
     return interface, sorted(interface.__abstractmethods__)
 
 
-@pytest.mark.parametrize('cls', [RdiffBackupEngine, PgDumpEngine])
+@pytest.mark.parametrize('cls', [RdiffBackupEngine, PgDumpEngine, PgBackRestEngine])
 def test_each_engine_implements_every_method_of_its_interface(cls):
     interface, methods = _interface(cls)
     assert {'backup', 'list', 'restore', 'verify', 'retention', 'health'} <= set(methods)
