@@ -25,6 +25,7 @@ import time
 import pytest
 
 from helpers.ansible import collections_path
+from helpers.podman import podman, ssh_host
 from helpers.s3 import RestServer, S3Server
 from helpers.tree import snapshot
 
@@ -215,6 +216,9 @@ def test_restic_retention_rotating_verify_and_a_corrupted_pack(area):
         ids.append(made['snapshot_id'])
     assert [snap['id'] for snap in snapshots(repo)] == ids[-2:]
     assert len(made['pruned']) == 1 and made['increments'] == 2
+    # Check mode lists what a stricter policy would forget (restic forget --dry-run) and forgets nothing.
+    planned = backup_datadir(params(area, repo, keep_last=1), CmdlineRunner(), check_mode=True)
+    assert len(planned['pruned']) == 1 and [snap['id'] for snap in snapshots(repo)] == ids[-2:]
     os.unlink(changing)
 
     engine = engine_for(DATADIR, 'restic', CmdlineRunner(), password_file=area['password_file'],
@@ -386,3 +390,25 @@ def test_restic_password_file_readable_by_others_is_refused_before_anything_runs
     with pytest.raises(DatadirError, match='wrong repository password'):
         restore_datadir(restore_params(area, os.path.join(area['root'], 'repo-local'), str(tmp_path / 'r'),
                                        password_file=None, password='not-the-password'), runner)
+
+
+@pytest.mark.skipif(not all(shutil.which(tool) for tool in ('podman', 'ssh')), reason='needs podman and ssh')
+def test_restic_sftp_repository_on_a_store_host_over_the_ssh_options(area, tmp_path):
+    """The store host is a podman container with sshd (its sftp server; restic is not needed there)."""
+    started = time.time()
+    runner = CmdlineRunner()
+    with ssh_host('restic', str(tmp_path)) as host:
+        TIMINGS['sftp_host_start'] = round(time.time() - started, 1)
+        ssh = dict(ssh_user='root', ssh_key=host['key'],
+                   ssh_options=['UserKnownHostsFile=' + host['known_hosts'], 'StrictHostKeyChecking=yes'])
+        repo = 'sftp:%s:/backup/restic' % host['address']
+        made = backup_datadir(params(area, repo, label='set-sftp', extra=[area['dump']], **ssh), runner)
+        assert made['repository_initialized'] and made['snapshot_id']
+        assert podman('exec', host['name'], 'test', '-f', '/backup/restic/config', check=False).returncode == 0
+        dest = str(tmp_path / 'from-sftp')
+        restore_datadir(dict(restore_params(area, repo, dest, at='set-sftp'), **ssh), runner)
+        assert byte_tree(dest) == byte_tree(area['datadir'], lossy_links=True)
+        sftp_commands = [argv for argv in made['commands'] if any(part.startswith('sftp.command=') for part in argv)]
+        assert sftp_commands and 'BatchMode=yes' in ' '.join(sftp_commands[0])
+        runner.assert_no_secret(PASSWORD)
+    TIMINGS['sftp'] = round(time.time() - started, 1)
