@@ -227,8 +227,8 @@ def test_rdiff_backup_granular_paths(site, tmp_path):
     os.mkdir(scratch)
     os.chmod(scratch, 0o751)
     number, (directory, files, log) = sorted(site['filesets'].items())[2]
-    restored = timed('datadir_restore_paths', {'src': repo, 'dest': scratch, 'paths': [directory, 'Files/README']})
-    assert restored['changed'] and not restored['failed'], restored
+    restored, message = step({'src': repo, 'dest': scratch, 'paths': [directory, 'Files/README']})
+    assert message is None and restored['changed'], message
     assert sorted(restored['restored']) == sorted(files + ['Files/README'])
     assert [command[1] for command in restored['commands']] == ['restore', 'restore']
     expected = snapshot(site['datadir'])
