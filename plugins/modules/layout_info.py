@@ -131,7 +131,9 @@ links:
   returned: always
   type: dict
 covered:
-  description: Where C(managed) and C(certs) are, and C(in=datadir) when the data dir already holds them; C(certs.private_keys) lists the key files by name and mode.
+  description:
+    - Where C(managed) and C(certs) are, and C(in=datadir) when the data dir already holds them.
+    - C(certs.private_keys) lists the key files by name and mode, never their content.
   returned: always
   type: dict
 plan:

@@ -17,8 +17,8 @@ description:
   - The engine writes the backup into a fresh staging directory beside O(dest) (inside it when it is a mount
     point); the engine's listing is compared with the names on disk, and only then the old tree is swapped aside,
     kept as C(<dest>.replaced-<time>) unless O(keep_replaced=false). A populated O(dest) is refused unless
-    O(state=replaced). Unlike M(omero.backup.datadir_restore) no C(.omero/repository) is required: the source is
-    a plain directory.
+    O(state=replaced). Unlike M(omero.backup.datadir_restore) no C(.omero/repository) is required, the source
+    being a plain directory.
   - A marker beside O(dest) (C(.<name>.omero-backup-restored.json), mode 0600) makes a second run with the same
     backup a no-op while the tree is unchanged.
   - With O(link), the symlink O(datadir)/O(link) (restored with the data dir) is pointed at O(dest), atomically,

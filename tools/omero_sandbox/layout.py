@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import os
 import secrets
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from .system import chown_tree, run, user_env
 

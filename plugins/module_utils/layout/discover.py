@@ -24,7 +24,7 @@ __metaclass__ = type
 import os
 import re
 import stat
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.base.names import escape

@@ -24,7 +24,8 @@ import time
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import atomic_write, fsync_dir
 from ansible_collections.omero.backup.plugins.module_utils.base.names import escape
 from ansible_collections.omero.backup.plugins.module_utils.datadir.common import (
-    DatadirError, Options, datadir_locked, engine_argument_spec, engine_errors, inside, repository_locked, ssh_argument_spec)
+    DatadirError, Options, datadir_locked, engine_argument_spec, engine_errors, inside, repository_locked, restic_argument_spec,
+    ssh_argument_spec)
 from ansible_collections.omero.backup.plugins.module_utils.datadir.leftovers import remove_at, staging_prefix
 from ansible_collections.omero.backup.plugins.module_utils.datadir.restore import _relpaths as relpaths, tree_fingerprint
 from ansible_collections.omero.backup.plugins.module_utils.datadir.swap import chown_tree, swap_inside, swap_sibling
@@ -36,6 +37,8 @@ MAX_LISTED = 20
 def argument_spec():
     spec = ssh_argument_spec()
     spec.update(engine_argument_spec())
+    # The restic engine's settings too (documented by the same fragment), so Options.engine_settings finds them.
+    spec.update(restic_argument_spec())
     spec.update(
         src=dict(type='str', required=True),
         dest=dict(type='path', required=True),
@@ -157,10 +160,9 @@ def _restore(engine, repo, options, dest, check_mode, now, result):
         if staging is not None and os.path.isdir(staging):
             remove_at(os.path.dirname(staging), os.path.basename(staging))
     result['files'] = count
-    atomic_write(marker_path(dest), json.dumps({'repository': repo.spec, 'increment_epoch': point.epoch,
-                                               'increment_time': point.time, 'restored_at': iso(time.time()),
-                                               'fingerprint': fingerprint, 'entries': count}, sort_keys=True) + '\n',
-                 mode=0o600)
+    marker = {'repository': repo.spec, 'increment_epoch': point.epoch, 'increment_time': point.time,
+              'restored_at': iso(time.time()), 'fingerprint': fingerprint, 'entries': count}
+    atomic_write(marker_path(dest), json.dumps(marker, sort_keys=True) + '\n', mode=0o600)
     result['msg'] = 'restored the backup of %s from %s into %s' % (repo.spec, point.time, dest)
 
 
