@@ -147,6 +147,7 @@ def bench_proof(description, files, rounds):
     print('  sha1sum           median %.3f s  %7.1f MB/s' % (statistics.median(tool), tool_rate / 1e6))
     print('  prove (jobs=%d)    median %.3f s  %7.1f MB/s' % (os.cpu_count(), statistics.median(ours), our_rate / 1e6))
     print('  ratio prove/sha1sum throughput %.2f (goal >= %.1f)' % (our_rate / tool_rate, GOAL_PROOF))
+    print('  load average during the run: %s' % ' '.join('%.1f' % value for value in os.getloadavg()))
 
 
 def _prove_from(options, conn):
@@ -179,20 +180,34 @@ def bench_missing(description, rows, rounds):
         finally:
             conn.close()
 
+    def rows_alone():
+        conn = postgres.connect(args, args['db'])
+        try:
+            return missing.load_rows(conn, missing.paths.managed_uuid(conn))
+        finally:
+            conn.close()
+
+    def listing_alone():
+        return [missing.area_names(directory) for directory in dirs[:3]] + [missing.managed_entries(dirs[3])]
+
     find()
     report()
-    tool, ours = [], []
-    walks = []
+    tool, ours, walks, alone = [], [], [], {'rows': [], 'listing': []}
     for _round in range(rounds):
         tool.append(_timed(find)[0])
         seconds, result = _timed(report)
         ours.append(seconds)
         walks.append(result['walk_duration'])
+        alone['rows'].append(_timed(rows_alone)[0])
+        alone['listing'].append(_timed(listing_alone)[0])
     print('missing-file report: %d rows in Files/ (+ the sandbox\'s)' % rows)
     print('  find              median %.3f s' % statistics.median(tool))
     print('  missing_files     median %.3f s (its directory listing %.3f s, the database read meanwhile)'
           % (statistics.median(ours), statistics.median(walks)))
+    print('  alone: database read median %.3f s, directory listing median %.3f s'
+          % (statistics.median(alone['rows']), statistics.median(alone['listing'])))
     print('  ratio missing_files/find %.2f (goal <= %.1f)' % (statistics.median(ours) / statistics.median(tool), GOAL_MISSING))
+    print('  load average during the run: %s' % ' '.join('%.1f' % value for value in os.getloadavg()))
 
 
 def main():
