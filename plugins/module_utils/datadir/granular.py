@@ -130,8 +130,8 @@ def fileset_paths(conn, fileset_ids):
         found.setdefault(fileset, []).append(path or '')
     missing = sorted(set(fileset_ids) - set(found))
     if missing:
-        known = set(row[0] for row in postgres.query_all(conn, 'SELECT id FROM public.fileset WHERE id = ANY(%s)',
-                                                           (missing,)))
+        rows = postgres.query_all(conn, 'SELECT id FROM public.fileset WHERE id = ANY(%s)', (missing,))
+        known = set(row[0] for row in rows)
         raise DatadirError('fileset(s) %s: %s; nothing restored' % (', '.join(str(i) for i in missing), '; '.join(
             '%d has no entries' % i if i in known else '%d does not exist in the database' % i for i in missing)))
     logs = {}
@@ -501,4 +501,3 @@ def _merge_into(root, dest, merge, check_mode):
         os.close(sfd)
     for rel in sorted(merge.dirty):
         fsync_dir(os.path.join(os.fsencode(dest), rel) if rel else os.fsencode(dest))
-

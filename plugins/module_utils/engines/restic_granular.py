@@ -56,8 +56,8 @@ class ResticPaths(object):
         outcome = self.engine._run(repo, ['ls'], [point.id, REPOSITORY_DIR, '--recursive'],  # pylint: disable=protected-access
                                    json_output=True, no_lock=True)
         if outcome.failed:
-            raise EngineError('cannot list %s of snapshot %s in %s: %s' % (REPOSITORY_DIR, point.id[:8], repo.spec,
-                                                                          outcome.describe()))
+            raise EngineError('cannot list %s of snapshot %s in %s: %s'
+                              % (REPOSITORY_DIR, point.id[:8], repo.spec, outcome.describe()))
         uuids = set()
         for node in parse_ls(outcome.out)[1]:
             parts = node['path'].split('/')
