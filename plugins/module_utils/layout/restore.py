@@ -185,6 +185,9 @@ def _relink(options, dest, check_mode, result):
     temp = '%s.omero-backup-link.%d' % (path, os.getpid())
     os.symlink(options.dest, temp)
     try:
+        # The link belongs to whoever owns its directory (the OMERO system user), as the restored one did.
+        info = os.stat(os.path.dirname(path))
+        os.lchown(temp, info.st_uid, info.st_gid)
         os.rename(temp, path)
     except OSError:
         os.unlink(temp)
