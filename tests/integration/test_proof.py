@@ -28,6 +28,9 @@ from helpers.sandbox import connection_args, query
 if collections_path() not in sys.path:
     sys.path.insert(0, collections_path())
 
+from ansible_collections.omero.backup.plugins.module_utils.base.runner import subprocess_runner  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.datadir.backup import backup_datadir  # noqa: E402
+from ansible_collections.omero.backup.plugins.module_utils.datadir.restore import restore_datadir  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.proof import algorithms  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.proof.run import prove  # noqa: E402
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres  # noqa: E402
@@ -124,6 +127,32 @@ def test_resumed_proof_finishes_exactly_where_it_stopped(restored, tmp_path):
 
     third = _prove(description, scratch, state_file=state, max_bytes=1)
     assert third['first_id'] == provable[0] and third['files'] == 1  # a new cycle starts at the first file
+
+
+@pytest.mark.skipif(not shutil.which('restic'), reason='restic is not installed')
+def test_proof_of_a_restic_snapshot_restored_through_the_engine(restored, tmp_path):
+    description, _scratch = restored
+    started = time.monotonic()
+    password_file = str(tmp_path / 'restic.pass')
+    with open(password_file, 'w') as handle:
+        handle.write('proof-test-restic-password\n')
+    os.chmod(password_file, 0o600)
+    repo, scratch = str(tmp_path / 'repo'), str(tmp_path / 'scratch' / 'OMERO')
+    os.makedirs(os.path.dirname(scratch), 0o700)
+    backup_datadir(dict(engine='restic', src=description['datadir'], dest=repo, password_file=password_file, verify=False,
+                        verify_state_dir=str(tmp_path / 'state'), label='proof-set'), subprocess_runner)
+    restore_datadir(dict(engine='restic', src=repo, dest=scratch, password_file=password_file, at='proof-set'), subprocess_runner)
+    clean = _prove(description, scratch)
+    assert clean['ok'] and clean['counts']['proven'] == len(_ids(description, PROVABLE))
+    victim = os.path.join(scratch, 'Files', id_to_relpath(_ids(description, "repo IS NULL AND hasher = "
+                                                                            "(SELECT id FROM checksumalgorithm WHERE value = 'MD5-128')")[0]))
+    with open(victim, 'r+b') as handle:
+        first = handle.read(1)
+        handle.seek(0)
+        handle.write(bytes([first[0] ^ 0x80]))
+    damaged = _prove(description, scratch, fail_on_problems=False)
+    assert damaged['counts']['mismatched'] == 1 and damaged['mismatched'][0]['algorithm'] == 'MD5-128'
+    print('restic backup, engine restore and two proofs in %.1f s' % (time.monotonic() - started))
 
 
 def test_damaged_restore_fails_with_every_bad_file(restored, tmp_path):
