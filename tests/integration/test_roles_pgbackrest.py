@@ -37,7 +37,7 @@ def pgbackrest_vars(description):
     return {
         'omero_backup_db_engine': 'pgbackrest',
         'omero_backup_pgbackrest_config': os.path.join(root, 'pgbackrest', 'pgbackrest.conf'),
-        'omero_backup_pgbackrest_repo_path': os.path.join(root, 'store', 'pgbackrest'),
+        'omero_backup_pgbackrest_repo_path': os.path.join(root, 'pgbackrest', 'repo'),
         'omero_backup_pgbackrest_pg_path': postgres['pgdata'],
         'omero_backup_pgbackrest_pg_user': postgres['os_user'],
         'omero_backup_pgbackrest_cipher_type': 'aes-256-cbc',
@@ -60,7 +60,7 @@ def test_pgbackrest_story(sandbox_factory):
     # 1. The whole story: backup (setup, archiving, stanza, full backup), disaster, restore in place, verify.
     result = run_playbook(os.path.join(REPO_ROOT, 'playbooks', 'demo.yml'), extra_vars=extra)
     story = time.time()
-    assert result['rc'] == 0, result['stdout'][-6000:]
+    assert result['rc'] == 0, [(item.get('action'), item.get('msg'), item.get('stderr')) for item in failed_results(result)]
     backup = module_results(result, 'omero.backup.db_dump')[-1]
     assert backup['backup_type'] == 'full' and backup['backup_label'].endswith('F')
     with open(os.path.join(root, 'store', 'sets', 'latest.json')) as handle:
@@ -80,7 +80,7 @@ def test_pgbackrest_story(sandbox_factory):
     assert stat.S_IMODE(config.st_mode) in (0o600, 0o640) and config.st_uid == 0
     assert CIPHER_PASS not in result['stdout']
     # The repository is encrypted: its info file is not pgBackRest's plain INI text, and the pass is not in it.
-    with open(os.path.join(root, 'store', 'pgbackrest', 'backup', 'omero', 'backup.info'), 'rb') as handle:
+    with open(os.path.join(root, 'pgbackrest', 'repo', 'backup', 'omero', 'backup.info'), 'rb') as handle:
         info = handle.read()
     assert not info.startswith(b'[backrest]') and CIPHER_PASS.encode() not in info
 
