@@ -280,8 +280,8 @@ def main():
         module = bench_db._module  # pylint: disable=protected-access
         cp_dump_wall, _cp = module('community.postgresql.postgresql_db', dict(cp_args, name=db, state='dump', target=target))
         cp_create_wall, _cp = module('community.postgresql.postgresql_db', dict(cp_args, name='bench_community', state='present'))
-        cp_restore_wall, _cp = module('community.postgresql.postgresql_db', dict(cp_args, name='bench_community', state='restore',
-                                                                                  target=target))
+        cp_restore_wall, _cp = module('community.postgresql.postgresql_db',
+                                      dict(cp_args, name='bench_community', state='restore', target=target))
         community_round_trip = cp_dump_wall + cp_create_wall + cp_restore_wall
         bench_db._drop(description, 'bench_community')  # pylint: disable=protected-access
         os.unlink(target)

@@ -33,8 +33,8 @@ def test_a_pgbackrest_component_without_archived_time_is_incomplete():
 
 
 def test_a_pg_dump_component_still_needs_its_dump():
-    assert 'database.sha256 is missing' in problems_of(record({'host': 'db', 'engine': 'pg_dump', 'path': '/OMERO/backup/x',
-                                                                'files': ['x'], 'complete': True}))
+    dump = {'host': 'db', 'engine': 'pg_dump', 'path': '/OMERO/backup/x', 'files': ['x'], 'complete': True}
+    assert 'database.sha256 is missing' in problems_of(record(dump))
     assert schema_of('database', {})['sha256'][2] is True
 
 
