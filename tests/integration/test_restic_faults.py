@@ -31,7 +31,7 @@ from helpers.s3 import S3Server
 HAVE_TOOLS = all(shutil.which(tool) for tool in ('restic', 'podman', 'ssh'))
 pytestmark = pytest.mark.skipif(not HAVE_TOOLS, reason='needs restic, podman and ssh')
 
-BULK_FILES = 24
+BULK_FILES = 16
 BULK_SIZE = 2 * 1024 * 1024
 
 
