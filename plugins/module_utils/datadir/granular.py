@@ -36,7 +36,7 @@ import tempfile
 import time
 
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import fsync_dir
-from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import O_READ_NOFOLLOW, lstat_at, open_dir
+from ansible_collections.omero.backup.plugins.module_utils.base.dirfs import O_READ_NOFOLLOW, link_no_replace, lstat_at, open_dir
 from ansible_collections.omero.backup.plugins.module_utils.base.names import escape, escaped_list, to_bytes
 from ansible_collections.omero.backup.plugins.module_utils.datadir.common import (
     DatadirError, Options, datadir_locked, engine_errors, has_repo_uuid, inside, repository_locked,
@@ -255,7 +255,7 @@ def _same_content(sfd, dfd, name, sinfo, dinfo):
 
 
 def _count_tree(sfd, name, rel, merge):
-    """Every entry of the staged directory ``name`` as restored (it moves in whole)."""
+    """Every entry of the directory ``name`` in ``sfd`` as restored (it moved in, or would move in, whole)."""
     fd = open_dir(name, dir_fd=sfd)
     try:
         merge.counts['directories'] += 1
@@ -282,9 +282,39 @@ def _kind(info):
 
 
 def _move(sfd, dfd, name, merge, dest_rel):
+    """Replace dest's ``name`` by the staged one (overwrite allowed it): one rename."""
     if not merge.check_mode:
         os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=dfd)
         merge.dirty.add(dest_rel)
+
+
+def _move_new(sfd, dfd, name, sinfo, merge, dest_rel):
+    """Put the staged ``name`` where dest had nothing, never over something that appeared there meanwhile (the
+    server keeps writing): a file or link by link + unlink, which fails with EEXIST where a rename would replace;
+    a directory by rename, which fails over anything but an empty directory. False when dest won the race."""
+    if merge.check_mode:
+        return True
+    try:
+        if stat.S_ISDIR(sinfo.st_mode):
+            os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=dfd)
+        else:
+            try:
+                link_no_replace(sfd, name, dfd, name)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                    raise
+                # No hard links on this filesystem: a checked rename (the data dir's lock keeps other restores out).
+                if lstat_at(dfd, name) is not None:
+                    raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), name)
+                os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=dfd)
+            else:
+                os.unlink(name, dir_fd=sfd)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            return False
+        raise
+    merge.dirty.add(dest_rel)
+    return True
 
 
 def merge_dir(sfd, dfd, rel, merge):
@@ -294,11 +324,13 @@ def merge_dir(sfd, dfd, rel, merge):
         sinfo = os.lstat(name, dir_fd=sfd)
         dinfo = lstat_at(dfd, name)
         if dinfo is None:
-            if stat.S_ISDIR(sinfo.st_mode):
-                _count_tree(sfd, name, path, merge)
+            if not _move_new(sfd, dfd, name, sinfo, merge, rel):
+                merge.note('refused', path, 'appeared in dest during the restore')
+            elif stat.S_ISDIR(sinfo.st_mode):
+                # Counted where it now is (in check mode, still staged): the whole directory moved in.
+                _count_tree(sfd if merge.check_mode else dfd, name, path, merge)
             else:
                 merge.note('restored', path)
-            _move(sfd, dfd, name, merge, rel)
             continue
         skind, dkind = _kind(sinfo), _kind(dinfo)
         if skind == 'directory' and dkind == 'directory':
@@ -486,22 +518,31 @@ def _fsync_staged(root):
 
 def _merge_into(root, dest, merge, check_mode):
     """The staged data dir ``root`` into dest: one rename when dest is missing, else entry by entry."""
-    if not os.path.lexists(dest):
-        above = open_dir(os.path.dirname(root))
-        try:
-            _count_tree(above, os.path.basename(root), b'', merge)
-        finally:
-            os.close(above)
-        if not check_mode:
-            # Made just now, inside the 0700 staging tree: the data dir's root mode of the backup comes with it.
-            _fsync_staged(root)
-            os.rename(root, dest)
-            fsync_dir(os.path.dirname(dest.rstrip('/')) or '/')
-        return
     if not check_mode:
         # Every staged file durable before the first one is visible in dest. Only the staged tree: os.sync() would
         # wait for every dirty page of the host (seconds on a busy server, for a fileset of a few files).
         _fsync_staged(root)
+    if not os.path.lexists(dest):
+        parent = os.path.dirname(dest.rstrip('/')) or '/'
+        moved = check_mode
+        if not check_mode:
+            try:
+                # Made just now in the 0700 staging tree; the data dir's root mode of the backup comes with it.
+                os.rename(root, dest)
+                moved = True
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                # dest was made meanwhile: merged entry by entry below, as any existing dest.
+        if moved:
+            above = open_dir(os.path.dirname(root) if check_mode else parent)
+            try:
+                _count_tree(above, os.path.basename(root if check_mode else dest.rstrip('/')), b'', merge)
+            finally:
+                os.close(above)
+            if not check_mode:
+                fsync_dir(parent)
+            return
     sfd = open_dir(root)
     try:
         try:

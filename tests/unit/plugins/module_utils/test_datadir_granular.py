@@ -160,3 +160,23 @@ def test_report_caps_lists_and_keeps_counts():
     assert len(result['restored']) == 1000 and result['counts']['restored'] == 1005 and result['truncated']
     assert result['refused'] == [{'path': 'caf\\xe9\\n.tif', 'reason': 'differs'}]
     assert 'caf\\xe9\\n.tif' in result['names_b64']
+
+
+def test_merge_never_replaces_what_appeared_in_dest_meanwhile(trees, monkeypatch):
+    """The server writes while the paths move in: a file that appears in dest between the look and the move
+    stays, and is reported, instead of being replaced by a rename."""
+    from ansible_collections.omero.backup.plugins.module_utils.datadir import granular
+    staged, dest = trees
+    real_lstat_at = granular.lstat_at
+
+    def racing_lstat_at(dir_fd, name):
+        found = real_lstat_at(dir_fd, name)
+        if name == 'missing' and found is None:
+            write(os.path.join(dest, 'Files', 'missing'), b'written by the server')
+        return found
+
+    monkeypatch.setattr(granular, 'lstat_at', racing_lstat_at)
+    merge = Merge('never', check_mode=False)
+    _merge_into(staged, dest, merge, check_mode=False)
+    assert (b'Files/missing', 'appeared in dest during the restore') in merge.refused
+    assert tree(dest)[b'Files/missing'] == ('file', b'written by the server')
