@@ -32,6 +32,8 @@ from ansible_collections.omero.backup.plugins.module_utils.tools import pgbackre
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
 
 ARCHIVE_SETTINGS = ('archive_mode', 'archive_command', 'archive_timeout', 'wal_level')
+# The server log of a cluster restarted with pg_ctl (in its data directory, owned by the cluster user).
+RESTART_LOG = 'omero-backup-restart.log'
 # Settings PostgreSQL reads only at start.
 RESTART_SETTINGS = ('archive_mode', 'wal_level')
 CONFIG_COMMENT = ('Written by omero.backup (db_archive): edits are replaced on its next run.\n'
@@ -267,8 +269,9 @@ def restart(opts, runner, result):
         argv = ['systemctl', 'restart', opts.pg_service]
     else:
         bindir = opts.pg_bindir or '/usr/lib/postgresql/%s/bin' % _pg_major(opts.pg_path)
-        argv = tool.as_user(opts.pg_user, [os.path.join(bindir, 'pg_ctl'), '-D', opts.pg_path, '-m', 'fast', '-w', '-t', '120',
-                                           'restart'])
+        # -l: without it the restarted server writes its log to pg_ctl's output, which this run would wait on forever.
+        argv = tool.as_user(opts.pg_user, [os.path.join(bindir, 'pg_ctl'), '-D', opts.pg_path, '-l',
+                                           os.path.join(opts.pg_path, RESTART_LOG), '-m', 'fast', '-w', '-t', '120', 'restart'])
     result['commands'].append(argv)
     rc, out, err = runner(argv)
     if rc != 0:
@@ -385,8 +388,15 @@ def health(params, runner, check_mode=False):
         newest = found.archive_newest(stanza['archive_id'])
         archive_bytes = tool.tree_size(found.repo_ls('archive/%s' % opts.stanza, recurse=True))
     except tool.PgBackRestError as exc:
-        raise DbArchiveError(str(exc), result)
-    facts.update(stanza_status=stanza['status'], stanza_message=stanza['message'], backups=len(stanza['backups']),
+        # The repository does not answer (the store is down): PostgreSQL's side is what still tells how far behind
+        # archiving is, so it is reported all the same.
+        facts.update(repo_error=str(exc), check_ok=False, check_error=str(exc))
+        if opts.side == 'database':
+            facts.update(pg_archiver(opts, now))
+        result['warnings'].append('pgBackRest cannot read the repository: %s' % exc)
+        result['commands'] = list(found.commands)
+        return result
+    facts.update(repo_error=None, stanza_status=stanza['status'], stanza_message=stanza['message'], backups=len(stanza['backups']),
                  backup_running=stanza['backup_locked'])
     complete = [backup for backup in stanza['backups'] if not backup['error']]
     for kind in tool.BACKUP_TYPES:

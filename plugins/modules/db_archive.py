@@ -47,7 +47,8 @@ notes:
   - The connection (O(login_user)) must be a superuser, for C(ALTER SYSTEM) and C(pg_stat_archiver).
   - pgBackRest runs as O(pg_user) on the database host and as O(repo_user) on a repository host (through C(runuser)
     when the module runs as root).
-  - The restart is C(systemctl restart) of O(pg_service) when given, else C(pg_ctl restart) of O(pg_path) as O(pg_user).
+  - The restart is C(systemctl restart) of O(pg_service) when given, else C(pg_ctl restart) of O(pg_path) as O(pg_user),
+    the server then logging to C(omero-backup-restart.log) in O(pg_path).
 options:
   state:
     description:
