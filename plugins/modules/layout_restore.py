@@ -21,8 +21,8 @@ description:
     being a plain directory.
   - A marker beside O(dest) (C(.<name>.omero-backup-restored.json), mode 0600) makes a second run with the same
     backup a no-op while the tree is unchanged.
-  - With O(link), the symlink O(datadir)/O(link) (restored with the data dir) is pointed at O(dest), atomically,
-    when it points elsewhere (the set was restored to other paths with a path map).
+  - With O(link), the symlink O(link_root)/O(link) (default O(datadir)/O(link); restored with the tree that holds it)
+    is pointed at O(dest), atomically, when it points elsewhere (the set was restored to other paths with a path map).
 extends_documentation_fragment:
   - omero.backup.attributes
   - omero.backup.attributes.diff_none
@@ -68,8 +68,13 @@ options:
     type: path
   link:
     description:
-      - The symlink to this source, relative to O(datadir), to point at O(dest).
+      - The symlink to this source, relative to O(link_root) (default O(datadir)), to point at O(dest).
     type: str
+  link_root:
+    description:
+      - The directory O(link) is relative to when it is not the data dir (the restored C(omero.managed.dir) or
+        volume that holds the link).
+    type: path
 seealso:
   - module: omero.backup.layout_info
   - module: omero.backup.datadir_restore

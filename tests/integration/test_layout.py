@@ -40,7 +40,7 @@ import omero_sandbox  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which('rdiff-backup'), reason='rdiff-backup is not installed')
 
-VOLUME = 'volume-ManagedRepository_volume-B'
+VOLUME = 'volume-managed_volume-B'
 
 
 def timed(what, function, *args, **kwargs):
@@ -106,28 +106,30 @@ def test_link_outside_every_source_is_a_preflight_error(site):
 
 
 def test_symlinked_volume_restored_as_link_and_target_through_a_path_map(site):
-    """A new host: the data dir and the volume restored elsewhere; the link in the data dir points at the new place."""
+    """A new host with other paths: managed.dir and the volume linked into it restored to new places; the link in
+    the restored managed.dir points at the volume's new place."""
     target = os.path.join(site['base'], 'newhost')
     os.makedirs(os.path.join(target, 'mnt'))
     datadir = os.path.join(target, 'OMERO')
     timed('restore datadir', restore_datadir, {'src': site['backups']['datadir']['dest'], 'dest': datadir}, subprocess_runner)
-    volume = site['sandbox']['layout']['volume']
-    new_volume = os.path.join(target, 'mnt', 'volume-B')
-    plan = layout_info({'datadir': datadir, 'sizes': False, 'managed_dir': os.path.join(target, 'managed'),
-                        'certs_dir': os.path.join(target, 'certs'), 'set_sources': _set_sources(site),
-                        'path_map': {volume['target']: new_volume, site['sandbox']['layout']['managed_dir']: os.path.join(target, 'managed'),
-                                     site['sandbox']['layout']['certs_dir']: os.path.join(target, 'certs')}})['plan']
+    layout = site['sandbox']['layout']
+    volume, new_volume, new_managed = layout['volume'], os.path.join(target, 'mnt', 'volume-B'), os.path.join(target, 'managed')
+    plan = layout_info({'datadir': datadir, 'sizes': False, 'managed_dir': new_managed, 'certs_dir': os.path.join(target, 'certs'),
+                        'set_sources': _set_sources(site),
+                        'path_map': {volume['target']: new_volume, layout['managed_dir']: new_managed,
+                                     layout['certs_dir']: os.path.join(target, 'certs')}})['plan']
     by_name = dict((entry['name'], entry) for entry in plan)
-    assert by_name[VOLUME]['dest'] == new_volume and by_name[VOLUME]['mapped']
+    assert by_name[VOLUME]['dest'] == new_volume and by_name[VOLUME]['mapped'] and by_name[VOLUME]['link_source'] == 'managed'
+    restore_source({'src': by_name['managed']['store'], 'dest': new_managed, 'datadir': datadir}, subprocess_runner)
     made = timed('restore volume', restore_source, {'src': by_name[VOLUME]['store'], 'dest': new_volume, 'datadir': datadir,
-                                                    'link': by_name[VOLUME]['link'], 'at': by_name[VOLUME]['increment_time']},
-                 subprocess_runner)
-    assert made['changed'] and made['link']['after'] == new_volume
-    link = os.path.join(datadir, volume['link'])
+                                                    'link': by_name[VOLUME]['link'], 'link_root': new_managed,
+                                                    'at': by_name[VOLUME]['increment_time']}, subprocess_runner)
+    assert made['changed'] and made['link']['after'] == new_volume and made['link']['before'] == volume['target']
+    link = os.path.join(new_managed, volume['link'])
     assert os.path.islink(link) and os.readlink(link) == new_volume
     assert snapshot(link + '/') == snapshot(volume['target'] + '/')
-    again = restore_source({'src': by_name[VOLUME]['store'], 'dest': new_volume, 'datadir': datadir, 'link': volume['link']},
-                           subprocess_runner)
+    again = restore_source({'src': by_name[VOLUME]['store'], 'dest': new_volume, 'datadir': datadir, 'link': volume['link'],
+                            'link_root': new_managed}, subprocess_runner)
     assert not again['changed']
 
 
@@ -249,7 +251,7 @@ def test_roles_round_trip_of_the_whole_layout(sandbox_factory, tmp_path):
     assert result['rc'] == 0, result['stdout'][-6000:]
     for path in originals:
         assert snapshot(path) == before[path], path
-    assert os.readlink(os.path.join(description['datadir'], layout['volume']['link'])) == layout['volume']['target']
+    assert os.readlink(os.path.join(layout['managed_dir'], layout['volume']['link'])) == layout['volume']['target']
     assert stat.S_IMODE(os.stat(os.path.join(layout['certs_dir'], 'server.key')).st_mode) == 0o600
     web = OmeroConfig(OmeroCli(subprocess_runner, omerodir=layout['web']['omerodir'], user=description['omero_user'])).read()[0]
     assert dict((key, web[key]) for key in layout['web']['config']) == layout['web']['config']

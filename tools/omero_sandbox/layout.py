@@ -1,6 +1,10 @@
-"""The parts of a real install that lie outside the data dir (issue 16, docs/layout.md): a volume symlinked into
-ManagedRepository, an omero.managed.dir elsewhere, the certificates directory of omero-certificates, and an
-OMERO.web install with its own OMERODIR and config (written by the real omero CLI)."""
+"""The parts of a real install that lie outside the data dir (issue 16, docs/layout.md): omero.managed.dir
+elsewhere (the sandbox's ManagedRepository, filesets, import logs and in-place links, moved out of the data dir
+and configured), a volume symlinked into it, the certificates directory of omero-certificates, and an OMERO.web
+install with its own OMERODIR and config (written by the real omero CLI).
+
+The description's ``checksums`` and ``symlinks`` keep their ``ManagedRepository/...`` keys: with ``layout`` they
+are relative to ``layout.managed_dir`` instead of the data dir."""
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
@@ -10,10 +14,9 @@ from xml.etree import ElementTree
 
 from .system import chown_tree, run, user_env
 
-VOLUME_LINK = 'ManagedRepository/volume-B'
+VOLUME_LINK = 'volume-B'
 VOLUME_FILES = {'user_2/2026-11/26/fileset-B1/plate.tif': 4096 + 17, 'user_2/2026-11/26/fileset-B1/plate.tif.log': 311,
                 'user_3/2026-11/27/fileset-B2/stack.ome.tiff': 8192 + 5}
-MANAGED_FILES = {'user_0/2026-12/01/fs-1/a.tif': 2048 + 3, 'user_0/2026-12/01/fs-1/a.tif.log': 120}
 CERT_FILES = (('server.key', 0o600), ('server.pem', 0o644), ('server.p12', 0o600))
 
 
@@ -40,15 +43,11 @@ def set_config_keys(config_xml, keys):
 def add_layout(description, omero_command, user):
     """Build the extra sources beside the sandbox and record them in the description under ``layout``."""
     root, datadir = description['root'], description['datadir']
+    managed = os.path.join(root, 'managed-elsewhere')
+    os.rename(os.path.join(datadir, 'ManagedRepository'), managed)
     volume = os.path.join(root, 'volume-B')
     _write_files(volume, VOLUME_FILES, 1)
-    os.symlink(volume, os.path.join(datadir, VOLUME_LINK))
-    managed = os.path.join(root, 'managed-elsewhere')
-    _write_files(managed, MANAGED_FILES, 2)
-    repo_uuid = os.path.join(managed, '.omero', 'repository', description['db_uuid'], 'repo_uuid')
-    os.makedirs(os.path.dirname(repo_uuid))
-    with open(repo_uuid, 'w') as handle:
-        handle.write(description['repositories']['managed'] + '\n')
+    os.symlink(volume, os.path.join(managed, VOLUME_LINK))
     certs = os.path.join(root, 'certs')
     os.makedirs(certs)
     for name, mode in CERT_FILES:
@@ -62,7 +61,7 @@ def add_layout(description, omero_command, user):
     set_config_keys(description['omero_config'], [('omero.managed.dir', managed), ('omero.glacier2.IceSSL.DefaultDir', certs),
                                                   ('omero.glacier2.IceSSL.CertFile', 'server.p12'),
                                                   ('omero.glacier2.IceSSL.CAs', 'server.pem')])
-    description['layout'] = {'volume': {'link': VOLUME_LINK, 'target': volume, 'files': sorted(VOLUME_FILES),
+    description['layout'] = {'volume': {'link': VOLUME_LINK, 'link_source': 'managed', 'target': volume, 'files': sorted(VOLUME_FILES),
                                         'bytes': sum(VOLUME_FILES.values())},
                              'managed_dir': managed, 'certs_dir': certs,
                              'web': add_web(root, omero_command, user)}

@@ -75,9 +75,12 @@ def slug(path):
 class Source(object):
     """One directory a set must hold."""
 
-    def __init__(self, kind, path, link=None, key=None):
+    def __init__(self, kind, path, link=None, key=None, link_source=None):
         self.kind, self.path, self.link, self.key = kind, os.path.normpath(path), link, key
-        self.name = kind if kind in ('datadir', 'managed', 'certs') else '%s-%s' % (kind, slug(link or path))
+        # A volume's link: relative to the source that holds it (the data dir, managed.dir, another volume).
+        self.link_source = link_source
+        where = '%s_%s' % (link_source, link) if link and link_source != 'datadir' else link
+        self.name = kind if kind in ('datadir', 'managed', 'certs') else '%s-%s' % (kind, slug(where or path))
         self.bytes = None
         self.files = None
 
@@ -85,6 +88,7 @@ class Source(object):
         record = {'name': self.name, 'kind': self.kind, 'path': escape(self.path), 'bytes': self.bytes, 'files': self.files}
         if self.link:
             record['link'] = escape(self.link)
+            record['link_source'] = self.link_source
         if self.key:
             record['key'] = self.key
         return record
@@ -237,8 +241,7 @@ def _link(layout, source, path, options):
         return
     if os.path.isdir(target) and not os.path.islink(target):
         layout.links['volumes'] += 1
-        layout.add(Source('volume', target, link=os.path.relpath(path, layout.datadir)
-                          if inside(path, layout.datadir) else path))
+        layout.add(Source('volume', target, link=os.path.relpath(path, source.path), link_source=source.name))
         return
     layout.links['outside'].append({'link': escape(path), 'target': escape(target)})
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, omero.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One source of the layout restored through the data dir engine, and the link in the data dir that points to it.
+"""One source of the layout restored through the data dir engine, and the link that points to it.
 
 A source other than the data dir (managed.dir elsewhere, a volume, the certificates, an extra source) is a plain
 directory: it holds no ``.omero/repository/<uuid>`` and must not get the data dir's restore marker, so the data
@@ -49,6 +49,7 @@ def argument_spec():
         group=dict(type='str'),
         datadir=dict(type='path'),
         link=dict(type='str'),
+        link_root=dict(type='path'),
     )
     return spec
 
@@ -167,12 +168,14 @@ def _restore(engine, repo, options, dest, check_mode, now, result):
 
 
 def _relink(options, dest, check_mode, result):
-    """The data dir's link to this source points at ``dest`` (its mapped place), replaced atomically when not."""
-    if not options.datadir:
-        raise DatadirError('link needs datadir (the link is relative to it)', result)
-    path = os.path.join(options.datadir, options.link)
-    if not inside(path, options.datadir):
-        raise DatadirError('link %s is not inside the data dir %s' % (escape(options.link), options.datadir), result)
+    """The link to this source (in the data dir, or in the restored source that holds it: ``link_root``) points at
+    ``dest`` (its mapped place), replaced atomically when not."""
+    root = options.link_root or options.datadir
+    if not root:
+        raise DatadirError('link needs datadir or link_root (the link is relative to it)', result)
+    path = os.path.join(root, options.link)
+    if not inside(path, root) or os.path.normpath(path) == os.path.normpath(root):
+        raise DatadirError('link %s is not inside %s' % (escape(options.link), root), result)
     current = os.readlink(path) if os.path.islink(path) else None
     result['link'] = {'path': escape(path), 'before': escape(current) if current else None, 'after': escape(options.dest)}
     if current is not None and os.path.normpath(os.path.join(os.path.dirname(path), current)) in (os.path.normpath(options.dest), dest):
