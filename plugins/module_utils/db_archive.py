@@ -381,7 +381,7 @@ def health(params, runner, check_mode=False):
     opts = ArchiveOptions(params).validate()
     now = time.time()
     found = tool.PgBackRest(runner, opts.config, opts.stanza, os_user=opts.os_user)
-    facts = {'stanza': opts.stanza, 'checked_at': tool.iso(now)}
+    facts = {'stanza': opts.stanza, 'checked_at': tool.iso(now), 'checked_at_epoch': round(now, 3)}
     result = {'changed': False, 'health': facts, 'commands': found.commands, 'warnings': []}
     try:
         stanza = found.info()
@@ -403,6 +403,7 @@ def health(params, runner, check_mode=False):
         last = [backup for backup in complete if backup['type'] == kind]
         stop = last[-1]['stop'] if last else None
         facts['last_%s_time' % kind] = tool.iso(stop)
+        facts['last_%s_epoch' % kind] = stop
         facts['last_%s_age_seconds' % kind] = _age(now, stop)
         facts['last_%s_label' % kind] = last[-1]['label'] if last else None
     until = archived_until(stanza, newest)

@@ -150,6 +150,7 @@ def render_metrics(status):
         for name, component in sorted((last_run.get('components') or {}).items()):
             component_labels = '%s,component="%s"' % (labels, _label(name))
             samples['omero_backup_component_success'].append((component_labels, component.get('ok', False)))
+    families += _pgbackrest_samples(status, samples)
     lines = []
     for name, kind, help_text in families:
         if not samples[name]:
@@ -159,6 +160,47 @@ def render_metrics(status):
         for labels, value in samples[name]:
             lines.append('%s{%s} %s' % (name, labels, _number(value)))
     return '\n'.join(lines) + '\n'
+
+
+# The health db_archive (state=health) reports, passed on in a run's details as ``pgbackrest``: (metric, help, fact).
+_PGBACKREST_FAMILIES = (
+    ('omero_backup_pgbackrest_health_timestamp_seconds', 'When the pgBackRest health below was read.', 'checked_at_epoch'),
+    ('omero_backup_pgbackrest_repo_bytes', 'Bytes the stanza takes in the pgBackRest repository.', 'repo_size_bytes'),
+    ('omero_backup_pgbackrest_archive_failures', 'pg_stat_archiver.failed_count: failed archive_command runs.',
+     'archive_failed_count'),
+    ('omero_backup_pgbackrest_archive_failing', '1 when the last WAL archive attempt failed.', 'archive_failing'),
+    ('omero_backup_pgbackrest_check_success', '1 when pgbackrest check passed, 0 when it failed.', 'check_ok'),
+)
+
+
+def _pgbackrest_samples(status, samples):
+    """The families of the pgBackRest health each job's last run carries (``details.pgbackrest``), added to samples."""
+    families = [(name, 'gauge', help_text) for name, help_text, unused_fact in _PGBACKREST_FAMILIES] + [
+        ('omero_backup_pgbackrest_last_backup_timestamp_seconds', 'gauge', 'End of the newest pgBackRest backup, by type.'),
+        ('omero_backup_pgbackrest_last_backup_age_seconds', 'gauge', 'Age of the newest pgBackRest backup, by type, when read.'),
+        ('omero_backup_wal_archive_age_seconds', 'gauge',
+         'Age of the newest archived WAL when read: source pgbackrest (in the repository) or postgresql (pg_stat_archiver).'),
+    ]
+    for name, unused_kind, unused_help in families:
+        samples.setdefault(name, [])
+    for job, record in sorted((status.get('jobs') or {}).items()):
+        health = ((record.get('last_run') or {}).get('details') or {}).get('pgbackrest')
+        if not isinstance(health, dict):
+            continue
+        labels = 'job="%s",stanza="%s"' % (_label(job), _label(health.get('stanza') or ''))
+        for name, unused_help, fact in _PGBACKREST_FAMILIES:
+            if health.get(fact) is not None:
+                samples[name].append((labels, health[fact]))
+        for kind in ('full', 'diff', 'incr'):
+            typed = '%s,type="%s"' % (labels, kind)
+            if health.get('last_%s_epoch' % kind) is not None:
+                samples['omero_backup_pgbackrest_last_backup_timestamp_seconds'].append((typed, health['last_%s_epoch' % kind]))
+            if health.get('last_%s_age_seconds' % kind) is not None:
+                samples['omero_backup_pgbackrest_last_backup_age_seconds'].append((typed, health['last_%s_age_seconds' % kind]))
+        for source, fact in (('pgbackrest', 'wal_archive_age_seconds'), ('postgresql', 'pg_wal_archive_age_seconds')):
+            if health.get(fact) is not None:
+                samples['omero_backup_wal_archive_age_seconds'].append(('%s,source="%s"' % (labels, source), health[fact]))
+    return families
 
 
 def render_proof_metrics(proof, now):

@@ -67,6 +67,13 @@ options:
   details:
     description:
       - Anything else worth keeping with the run (paths, versions). Must not hold secrets.
+      - A C(pgbackrest) key holding the RV(omero.backup.db_archive#module:health) of M(omero.backup.db_archive)
+        (O(omero.backup.db_archive#module:state=health)) adds its gauges to the metrics -
+        C(omero_backup_pgbackrest_last_backup_timestamp_seconds) and C(omero_backup_pgbackrest_last_backup_age_seconds)
+        by C(type) (full, diff, incr), C(omero_backup_wal_archive_age_seconds) by C(source) (pgbackrest, postgresql),
+        C(omero_backup_pgbackrest_archive_failures), C(omero_backup_pgbackrest_archive_failing),
+        C(omero_backup_pgbackrest_repo_bytes), C(omero_backup_pgbackrest_check_success) and
+        C(omero_backup_pgbackrest_health_timestamp_seconds).
     type: dict
     default: {}
   mode:

@@ -255,3 +255,25 @@ def test_the_database_side_with_a_repository_host_holds_no_cipher_pass():
 def test_bad_setup_options_are_refused(values, message):
     with pytest.raises(db_archive.DbArchiveError, match=message):
         _options(**values).validate()
+
+
+def test_the_health_becomes_metrics():
+    from ansible_collections.omero.backup.plugins.module_utils.status import render_metrics, updated_status
+    health = {'stanza': 'omero', 'checked_at_epoch': 1796293700.0, 'last_full_epoch': 1796293445, 'last_full_age_seconds': 255.0,
+              'last_diff_epoch': None, 'last_diff_age_seconds': None, 'last_incr_epoch': 1796293502,
+              'last_incr_age_seconds': 198.0, 'wal_archive_age_seconds': 12.5, 'pg_wal_archive_age_seconds': 11.0,
+              'archive_failed_count': 3, 'archive_failing': True, 'repo_size_bytes': 3200000, 'check_ok': False}
+    status, unused_changed = updated_status({}, 'backup', 'succeeded', 1796293701.0, details={'pgbackrest': health})
+    text = render_metrics(status)
+    labels = 'job="backup",stanza="omero"'
+    for line in ('omero_backup_wal_archive_age_seconds{%s,source="pgbackrest"} 12.5' % labels,
+                 'omero_backup_wal_archive_age_seconds{%s,source="postgresql"} 11.0' % labels,
+                 'omero_backup_pgbackrest_last_backup_age_seconds{%s,type="full"} 255.0' % labels,
+                 'omero_backup_pgbackrest_last_backup_timestamp_seconds{%s,type="incr"} 1796293502' % labels,
+                 'omero_backup_pgbackrest_archive_failures{%s} 3' % labels,
+                 'omero_backup_pgbackrest_archive_failing{%s} 1' % labels,
+                 'omero_backup_pgbackrest_check_success{%s} 0' % labels,
+                 'omero_backup_pgbackrest_repo_bytes{%s} 3200000' % labels):
+        assert line in text.splitlines()
+    assert 'type="diff"' not in text
+    assert 'pgbackrest' not in render_metrics(updated_status({}, 'backup', 'succeeded', 1.0)[0])
