@@ -527,7 +527,8 @@ def _merge_into(root, dest, merge, check_mode):
         moved = check_mode
         if not check_mode:
             try:
-                # Made just now in the 0700 staging tree; the data dir's root mode of the backup comes with it.
+                # The staged data dir becomes dest: with restic (and rdiff-backup) that is the 0700 staging
+                # directory itself, a private scratch dir (owner/group, when given, were applied to it too).
                 os.rename(root, dest)
                 moved = True
             except OSError as exc:
