@@ -69,7 +69,8 @@ options:
   dest:
     description:
       - Where to restore, the live OMERO data directory or a scratch directory; paths keep their place relative to it.
-      - A missing O(dest) is made (its parent must exist), holding only the restored paths.
+      - A missing O(dest) is made (its parent must exist), holding only the restored paths; it is private (mode 0700,
+        owned by the user the module runs as, or by O(owner) and O(group)).
     type: path
     default: /OMERO
   at:
