@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(not shutil.which('restic'), reason='restic is no
 
 ODD_NAME = b'caf\xe9 \n[1]*.tif'
 PASSWORD = 'granular test password: not on argv'
+SET_ID = 'set-20261203T101500Z-granular'
 
 
 def managed_rows(description):
@@ -85,7 +86,7 @@ def site(tmp_path_factory):
             handle.write(PASSWORD + '\n')
         repo = os.path.join(root, 'restic-repo')
         started = time.time()
-        made = backup_step({'engine': 'restic', 'src': datadir, 'dest': repo, 'password_file': password_file})
+        made = backup_step({'engine': 'restic', 'src': datadir, 'dest': repo, 'password_file': password_file, 'label': SET_ID})
         print('restic backup of the sandbox: %.1f s' % (time.time() - started))
         assert made['changed'] and made['snapshot_id'], made
         yield {'description': description, 'datadir': datadir, 'repo': repo, 'password_file': password_file,
@@ -177,7 +178,7 @@ def test_restic_granular_refuses_newer_and_different_files(site):
     os.utime(older, (1, 1))   # changed, yet older than the backup's copy
     args = restic_args(site, paths=[directory, log, 'Files/README'])
 
-    refused, message = step(args)
+    refused, message = step(dict(args, at=SET_ID))  # the backup named by its set id (the snapshot's tag)
     assert not refused['changed'] and message is None, message
     reasons = dict((item['path'], item['reason']) for item in refused['refused'])
     assert sorted(reasons) == sorted([files[0], log, 'Files/README'])
