@@ -199,4 +199,3 @@ def _pgbackrest_backup(opts, runner, check_mode):
     result['changed'] = True
     result['commands'] = list(engine.commands)
     return result
-

@@ -28,6 +28,9 @@ description:
     backup, the WAL archive's age as pgBackRest sees it (the newest segment in the repository) and, with
     O(side=database), as PostgreSQL sees it (C(pg_stat_archiver)), archive failures, the repository's size and the
     result of C(pgbackrest check) (O(check)). M(omero.backup.status) writes them as metrics.
+  - With O(state=verify), changes nothing and runs C(pgbackrest verify), which reads every backup file and WAL
+    segment of the repository and checks it against its checksum. pgBackRest 2.45 exits 0 even when it finds damage;
+    this module reads its report and fails, naming the damaged files and the backups that are no longer valid.
 extends_documentation_fragment:
   - omero.backup.postgres
   - omero.backup.attributes
@@ -52,9 +55,10 @@ notes:
 options:
   state:
     description:
-      - V(present) sets up pgBackRest and archiving; V(health) only reports RV(health).
+      - V(present) sets up pgBackRest and archiving; V(health) only reports RV(health); V(verify) runs
+        C(pgbackrest verify) on the whole repository and fails when it finds a damaged or missing file (RV(verify)).
     type: str
-    choices: [present, health]
+    choices: [present, health, verify]
     default: present
   side:
     description:
@@ -297,6 +301,34 @@ commands:
   returned: always
   type: list
   elements: list
+verify:
+  description: What C(pgbackrest verify) found.
+  returned: with O(state=verify)
+  type: dict
+  contains:
+    ok:
+      description: Whether every file checked is valid.
+      type: bool
+    status:
+      description: pgBackRest's overall status (V(ok), V(error)).
+      type: str
+    damaged:
+      description: Repository paths of the damaged files (relative to the stanza's backup or archive directory).
+      type: list
+      elements: str
+    backups:
+      description: The status of each backup by label (V(valid), V(invalid)).
+      type: dict
+    archives:
+      description: Per archive id, WAL segments checked and valid.
+      type: dict
+    problems:
+      description: pgBackRest's lines naming each damaged file.
+      type: list
+      elements: str
+    seconds:
+      description: Seconds the verify took.
+      type: float
 health:
   description: The health of the stanza's backups and of WAL archiving. Ages are seconds, times ISO 8601 UTC.
   returned: with O(state=health)
@@ -305,6 +337,12 @@ health:
     stanza_status:
       description: pgBackRest's status code of the stanza (0 ok, 2 no valid backups).
       type: int
+    repo_error:
+      description: Why pgBackRest could not read the repository (the store is down); PostgreSQL's facts are still given.
+      type: str
+    checked_at_epoch:
+      description: When the facts were read.
+      type: float
     backups:
       description: Backups in the repository.
       type: int

@@ -40,6 +40,11 @@ def site(tmp_path_factory):
     print('\ntest_pgbackrest_engine: %.1f s' % (time.time() - START))
 
 
+def _stanza(site):
+    """pgbackrest info of the site's stanza, read by the tool's own parser."""
+    return tool.stanza_info(tool.parse_info(site.pgbackrest('info', '--output=json')[1]), site.stanza)
+
+
 def _setting(site, name):
     return site.psql("SELECT setting || ' ' || pending_restart FROM pg_settings WHERE name = '%s'" % name)
 
@@ -85,14 +90,13 @@ def test_full_and_incr_backups_report_label_wal_range_and_archived_time(site):
     assert incr['backup_type'] == 'incr' and incr['backup_prior'] == full['backup_label']
     assert incr['backup_label'].startswith(full['backup_label'] + '_') and incr['backup_label'].endswith('I')
     assert incr['wal_start'] > full['wal_stop'] and incr['repo_size'] < full['repo_size']
-    assert [point['label'] for point in tool.stanza_info(tool.parse_info(site.pgbackrest('info', '--output=json')[1]),
-                                                          site.stanza)['backups']] == [full['backup_label'], incr['backup_label']]
+    assert [point['label'] for point in _stanza(site)['backups']] == [full['backup_label'], incr['backup_label']]
     recent = run_module('db_dump', site.dump_args('incr', skip_if_newer_than='1h'))
     assert not recent['changed'] and recent['skipped_dump'] and recent['backup_label'] == incr['backup_label']
 
 
 def test_a_target_before_the_oldest_backup_is_refused_before_anything_is_touched(site):
-    oldest = tool.stanza_info(tool.parse_info(site.pgbackrest('info', '--output=json')[1]), site.stanza)['backups'][0]
+    oldest = _stanza(site)['backups'][0]
     drill = os.path.join(site.root, 'drill-refused')
     early = tool.iso(oldest['start'] - 3600)
     refused = run_module('db_restore', site.restore_args(target_type='time', target_time=early, scratch_path=drill,
@@ -141,7 +145,7 @@ def test_kill_9_mid_backup_then_the_next_backup_works(site):
     assert killed, 'the backup ended before it could be killed'
     after = run_module('db_dump', site.dump_args('full'))
     assert not after['failed'], after['msg']
-    stanza = tool.stanza_info(tool.parse_info(site.pgbackrest('info', '--output=json')[1]), site.stanza)
+    stanza = _stanza(site)
     assert stanza['backups'][-1]['label'] == after['backup_label'] and not stanza['backups'][-1]['error']
     assert not stanza['backup_locked'] and stanza['status'] == tool.STANZA_OK
 
@@ -150,7 +154,7 @@ def test_a_corrupted_repository_file_is_reported_by_verify(site):
     healthy = run_module('db_archive', site.archive_args(state='verify'))
     assert not healthy['failed'], healthy['msg']
     assert healthy['verify']['ok'] and healthy['verify']['damaged'] == []
-    stanza = tool.stanza_info(tool.parse_info(site.pgbackrest('info', '--output=json')[1]), site.stanza)
+    stanza = _stanza(site)
     label = stanza['backups'][-1]['label']
     victim_dir = os.path.join(site.repo, 'backup', site.stanza, label, 'pg_data', 'global')
     victim = os.path.join(victim_dir, sorted(name for name in os.listdir(victim_dir) if name.endswith('.lz4'))[0])
