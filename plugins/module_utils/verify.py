@@ -75,14 +75,18 @@ def pixels_relpath(row, managed_uuid):
     return _sampled_relpath('Pixels', row, managed_uuid)
 
 
-def check_files(datadir, relpaths):
-    """(checked, missing, dangling_links) for data-dir relative paths."""
+def check_files(datadir, relpaths, managed_dir=None):
+    """(checked, missing, dangling_links) for data-dir relative paths; ``ManagedRepository/...`` below
+    ``managed_dir`` when omero.managed.dir is outside the data dir (docs/layout.md)."""
     checked, missing, dangling = 0, [], []
     for relpath in relpaths:
         if relpath is None:
             continue
         checked += 1
-        full = os.path.join(datadir, relpath)
+        if managed_dir and relpath.startswith('ManagedRepository/'):
+            full = os.path.join(managed_dir, relpath[len('ManagedRepository/'):])
+        else:
+            full = os.path.join(datadir, relpath)
         if os.path.islink(full) and not os.path.exists(full):
             # An in-place import: the link is restored, its target lives outside the store.
             dangling.append(relpath)
@@ -91,7 +95,7 @@ def check_files(datadir, relpaths):
     return checked, missing, dangling
 
 
-def verify(params, conn, datadir, sample=100, expected_schema=None, expected_db_uuid=None):
+def verify(params, conn, datadir, sample=100, expected_schema=None, expected_db_uuid=None, managed_dir=None):
     """Facts and problems; ``ok`` is true only when no problem was found."""
     result = {'datadir': datadir, 'db': params.get('db')}
     facts = postgres.omero_facts(conn)
@@ -102,10 +106,10 @@ def verify(params, conn, datadir, sample=100, expected_schema=None, expected_db_
                             'managed_repo_uuid': None, 'managed_matches_database': None}
     if facts['db_uuid'] and postgres.table_exists(conn, 'originalfile'):
         repos = repository_rows(conn)
-        problems.extend(_repository_problems(result['repository'], repos, datadir, facts['db_uuid']))
+        problems.extend(_repository_problems(result['repository'], repos, datadir, facts['db_uuid'], managed_dir))
     samples, missing, dangling = {}, [], []
     if sample > 0 and os.path.isdir(datadir):
-        samples, missing, dangling = _sample_files(conn, datadir, repos.get('ManagedRepository'), sample, problems)
+        samples, missing, dangling = _sample_files(conn, datadir, repos.get('ManagedRepository'), sample, problems, managed_dir)
     if missing:
         problems.append('%d sampled file(s) the database lists are missing from %s, e.g. %s'
                         % (len(missing), datadir, ', '.join(missing[:3])))
@@ -137,14 +141,14 @@ def _identity_problems(facts, datadir, expected_schema, expected_db_uuid):
     return problems
 
 
-def _repository_problems(repository, repos, datadir, db_uuid):
+def _repository_problems(repository, repos, datadir, db_uuid, managed_dir=None):
     """Fill ``repository`` (the repo_uuid files against the Repository rows); returns the problems found."""
     problems = []
     repo_dir = os.path.join(datadir, '.omero', 'repository', db_uuid)
     repository['dir_exists'] = os.path.isdir(repo_dir)
     repository['repo_uuid'] = read_text(os.path.join(repo_dir, 'repo_uuid'))
-    repository['managed_repo_uuid'] = read_text(os.path.join(datadir, 'ManagedRepository', '.omero', 'repository',
-                                                             db_uuid, 'repo_uuid'))
+    repository['managed_repo_uuid'] = read_text(os.path.join(managed_dir or os.path.join(datadir, 'ManagedRepository'), '.omero',
+                                                             'repository', db_uuid, 'repo_uuid'))
     root_uuids = set(uuid for name, uuid in repos.items() if name != 'ManagedRepository')
     if not repository['dir_exists']:
         problems.append('%s is missing: the data directory does not belong to this database '
@@ -164,7 +168,7 @@ def _repository_problems(repository, repos, datadir, db_uuid):
     return problems
 
 
-def _sample_files(conn, datadir, managed, sample, problems):
+def _sample_files(conn, datadir, managed, sample, problems, managed_dir=None):
     """(per-table counts, missing relpaths, dangling links) of a sample of the files the database lists."""
     samples, missing, dangling = {}, [], []
     for table, sql, to_relpath in (('originalfile', _ORIGINALFILE_SAMPLE, originalfile_relpath),
@@ -173,7 +177,7 @@ def _sample_files(conn, datadir, managed, sample, problems):
             problems.append('table %s is missing' % table)
             continue
         rows = postgres.query_all(conn, sql, {'managed': managed, 'limit': sample})
-        checked, table_missing, table_dangling = check_files(datadir, [to_relpath(row, managed) for row in rows])
+        checked, table_missing, table_dangling = check_files(datadir, [to_relpath(row, managed) for row in rows], managed_dir)
         samples[table] = {'checked': checked, 'missing': len(table_missing)}
         missing.extend(table_missing)
         dangling.extend(table_dangling)
@@ -184,6 +188,7 @@ def run(params):
     conn = postgres.connect(params, params['db'])
     try:
         return verify(params, conn, params['datadir'], sample=params['sample'],
-                      expected_schema=params.get('expected_schema'), expected_db_uuid=params.get('expected_db_uuid'))
+                      expected_schema=params.get('expected_schema'), expected_db_uuid=params.get('expected_db_uuid'),
+                      managed_dir=params.get('managed_dir'))
     finally:
         conn.close()

@@ -34,6 +34,10 @@ options:
       - The OMERO binary repository to check (C(omero_server_datadir)).
     type: path
     default: /OMERO
+  managed_dir:
+    description:
+      - C(omero.managed.dir) when it is outside the data dir (docs/layout.md); default O(datadir)C(/ManagedRepository).
+    type: path
   sample:
     description:
       - How many C(originalfile) rows and how many C(pixels) rows to check for their file. V(0) skips the file check.
@@ -151,6 +155,7 @@ def main():
     argument_spec.update(
         db=dict(type='str', default='omero'),
         datadir=dict(type='path', default='/OMERO'),
+        managed_dir=dict(type='path'),
         sample=dict(type='int', default=100),
         expected_schema=dict(type='str'),
         expected_db_uuid=dict(type='str'),
