@@ -184,7 +184,8 @@ def choose(stanza, options, until):
         raise RestoreRefused('target_time %s is before the end of the oldest backup (%s, %s): no backup can be '
                              'restored to it; %s. Nothing was changed.'
                              % (options.target_time, complete[0]['label'], tool.iso(oldest), span))
-    if until is None or target > until:
+    # pgBackRest lists a file's time in whole seconds: a target within the newest segment's second is in range.
+    if until is None or int(target) > until:
         raise RestoreRefused('target_time %s is after the newest WAL in the repository: %s. A restore to it would '
                              'stop short of the target. Nothing was changed.' % (options.target_time, span))
     if options.set:

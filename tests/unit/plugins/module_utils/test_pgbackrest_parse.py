@@ -277,3 +277,9 @@ def test_the_health_becomes_metrics():
         assert line in text.splitlines()
     assert 'type="diff"' not in text
     assert 'pgbackrest' not in render_metrics(updated_status({}, 'backup', 'succeeded', 1.0)[0])
+
+
+def test_a_target_within_the_second_of_the_newest_wal_is_in_range():
+    # repo-ls gives whole seconds: the newest segment listed at 10:26:40 arrived before 10:26:41.
+    backup, target = pgbackrest_restore.choose(_stanza(), Options(target_time='2026-12-03T10:26:40.900Z'), 1796293600)
+    assert backup['label'].endswith('I') and target == pytest.approx(1796293600.9)
