@@ -89,6 +89,7 @@ CIPHER_TYPES = ('none', 'aes-256-cbc')
 COMPRESS_TYPES = ('none', 'gz', 'lz4', 'zst', 'bz2')
 
 _ERROR = re.compile(r'ERROR: \[(\d+)\]: (.*)')
+_REPO_ERROR = re.compile(r'^\s+(repo\d+): \[(\w+)\] (.*)$')
 _VERIFY_FILE = re.compile(r'INFO: ([a-z][a-z ]+?) \'([^\']+)\'\s*$')
 _VERIFY_STATUS = re.compile(r'^status: (\S+)', re.M)
 _VERIFY_BACKUP = re.compile(r'backup: (\S+), status: ([a-z-]+)')
@@ -170,12 +171,36 @@ def restore_command(config, stanza, executable=PGBACKREST):
 # -- pure readers of pgBackRest's output -------------------------------------------------------------------------
 
 def parse_error(text):
-    """(code, message) of the first ``ERROR: [NNN]: ...`` line of pgBackRest's output, or (None, tail of text)."""
-    for line in (text or '').splitlines():
+    """(code, message) of the first ``ERROR: [NNN]: ...`` of pgBackRest's output, or (None, tail of text).
+
+    A command that works on several repositories (archive-push, archive-get, check) says ``... encountered
+    error(s):`` and lists one ``repoN: [ErrorClass] message`` line per repository after it: they are the message.
+    """
+    lines = (text or '').splitlines()
+    for index, line in enumerate(lines):
         match = _ERROR.search(line)
         if match:
-            return int(match.group(1)), match.group(2).strip()
+            message = match.group(2).strip()
+            details = [found.groups() for found in (_REPO_ERROR.match(rest) for rest in lines[index + 1:]) if found]
+            if details:
+                message = '%s %s' % (message, '; '.join('%s: %s (%s)' % (repo, text_, kind) for repo, kind, text_ in details))
+            return int(match.group(1)), message
     return None, tail(text or '')
+
+
+def parse_archive_errors(text):
+    """Every archive-push/archive-get failure in a PostgreSQL server log (archive_command's output lands there):
+    a list of {code, repo, kind, message}, oldest first; the repository lines of each error, one entry per line."""
+    found = []
+    lines = (text or '').splitlines()
+    for index, line in enumerate(lines):
+        match = _ERROR.search(line)
+        if not match or not re.search(r'archive-(push|get)', match.group(2)):
+            continue
+        repos = [item.groups() for item in (_REPO_ERROR.match(rest) for rest in lines[index + 1:index + 9]) if item]
+        for repo, kind, message in repos or [(None, None, match.group(2).strip())]:
+            found.append({'code': int(match.group(1)), 'repo': repo, 'kind': kind, 'message': message})
+    return found
 
 
 def explain(command, rc, out, err):
