@@ -287,7 +287,7 @@ def test_a_target_within_the_second_of_the_newest_wal_is_in_range():
 
 # What archive_command left in the PostgreSQL log while the repository was read-only (the store-down test).
 ARCHIVE_PUSH_FAILED = """ERROR: [104]: archive-push command encountered error(s):
-       repo1: [FileOpenError] unable to open file '/srv/repo/archive/omero/15-1/0000000100000000/000000010000000000000007-d420.lz4' for write: [13] Permission denied
+       repo1: [FileOpenError] unable to open file '/srv/repo/archive/omero/15-1/0000000100000000/07-d420.lz4' for write: [13] Permission denied
 2026-12-03 10:50:52.989 UTC [2930] LOG:  archive command failed with exit code 104
 2026-12-03 10:50:52.989 UTC [2930] DETAIL:  The failed archive command was: pgbackrest --stanza=omero archive-push pg_wal/0000000100000000000007
 """
@@ -296,7 +296,7 @@ ARCHIVE_PUSH_FAILED = """ERROR: [104]: archive-push command encountered error(s)
 def test_archive_push_errors_name_the_repository_and_the_cause():
     assert tool.parse_archive_errors(ARCHIVE_PUSH_FAILED) == [{
         'code': 104, 'repo': 'repo1', 'kind': 'FileOpenError',
-        'message': "unable to open file '/srv/repo/archive/omero/15-1/0000000100000000/000000010000000000000007-d420.lz4' "
+        'message': "unable to open file '/srv/repo/archive/omero/15-1/0000000100000000/07-d420.lz4' "
                    "for write: [13] Permission denied"}]
     code, message = tool.parse_error(ARCHIVE_PUSH_FAILED)
     assert code == tool.RC_COMMAND and 'repo1: unable to open file' in message and '(FileOpenError)' in message
