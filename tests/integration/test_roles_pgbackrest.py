@@ -4,8 +4,9 @@
 """The roles on the pgBackRest database engine, on one host with a real sandbox cluster and a local, encrypted
 pgBackRest repository: the whole story of playbooks/demo.yml (backup, disaster, restore, verify) with
 omero_backup_db_engine=pgbackrest. The set record names the backup label, its end and the archived-up-to time and
-no dump; the cluster is restored in place (stopped, --delta, started) to the set's backup; the rows come back; the
-configuration file is 0640 and the cipher pass is in no output. Then a restore of the same set that was not allowed
+no dump; the status file and the metrics carry the WAL archive's age; the cluster is restored in place (stopped,
+--delta, started) to the set's backup; the rows come back; the configuration file is 0640 and the cipher pass is in
+no output. Then a restore of the same set that was not allowed
 to replace the cluster is refused with nothing changed.
 """
 
@@ -79,6 +80,13 @@ def test_pgbackrest_story(sandbox_factory):
     config = os.stat(extra['omero_backup_pgbackrest_config'])
     assert stat.S_IMODE(config.st_mode) in (0o600, 0o640) and config.st_uid == 0
     assert CIPHER_PASS not in result['stdout']
+    # Health in status and metrics: the WAL archive's age from pgBackRest's and PostgreSQL's views.
+    with open(os.path.join(root, 'status', 'status.json')) as handle:
+        health = json.load(handle)['jobs']['backup']['last_success']['details']['pgbackrest']
+    assert health['check_ok'] is True and health['wal_archive_age_seconds'] is not None
+    with open(os.path.join(root, 'status', 'omero_backup.prom')) as handle:
+        metrics = handle.read()
+    assert 'omero_backup_wal_archive_age_seconds{' in metrics and 'source="postgresql"' in metrics
     # The repository is encrypted: its info file is not pgBackRest's plain INI text, and the pass is not in it.
     with open(os.path.join(root, 'pgbackrest', 'repo', 'backup', 'omero', 'backup.info'), 'rb') as handle:
         info = handle.read()
