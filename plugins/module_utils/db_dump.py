@@ -25,7 +25,7 @@ from ansible_collections.omero.backup.plugins.module_utils.base.atomic import en
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
 from ansible_collections.omero.backup.plugins.module_utils.base.locking import take_lock
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
-from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATABASE, engine_for
+from ansible_collections.omero.backup.plugins.module_utils.engines.base import DATABASE, EngineError, engine_for
 from ansible_collections.omero.backup.plugins.module_utils.engines.pg_dump_files import DbDumpError
 from ansible_collections.omero.backup.plugins.module_utils.engines.pgbackrest import backup_fields
 from ansible_collections.omero.backup.plugins.module_utils.tools import postgres
@@ -184,7 +184,17 @@ def _pgbackrest_backup(opts, runner, check_mode):
               'format': PGBACKREST, 'stanza': opts.stanza, 'warnings': []}
     try:
         result['version'] = engine.health(opts).version
-        complete = [point for point in engine.list(opts) if point.complete]
+        try:
+            complete = [point for point in engine.list(opts) if point.complete]
+        except EngineError as exc:
+            if not check_mode:
+                raise
+            # Check mode before db_archive has really run: no configuration or stanza yet, so the backup would be the
+            # stanza's first, a full one.
+            result.update(changed=True, backup_type='full', backup_label=None,
+                          msg='would take the first (full) backup of stanza %s once it is set up' % opts.stanza)
+            result['warnings'].append('pgBackRest cannot read stanza %s yet: %s' % (opts.stanza, exc))
+            return result
         if opts.skip_seconds is not None and complete and time.time() - complete[-1].epoch <= opts.skip_seconds:
             stanza = engine.stanza(opts)
             result.update(backup_fields(stanza, complete[-1].details, engine.archive_newest(opts, stanza)), skipped_dump=True,

@@ -56,6 +56,10 @@ def test_setup_is_honest_in_check_mode_withholds_the_restart_then_is_idempotent(
     assert set(planned['settings_changed']) == {'archive_mode', 'archive_command', 'archive_timeout'}
     assert not os.path.exists(site.config) and _setting(site, 'archive_mode') == 'off false'
     assert 'repo1-path=%s' % site.repo in planned['diff']['after']
+    # A check-mode run of the whole backup before anything exists: the first backup would be a full one.
+    first = run_module('db_dump', site.dump_args('incr'), check=True)
+    assert not first['failed'], first['msg']
+    assert first['changed'] and first['backup_type'] == 'full' and first['backup_label'] is None
 
     withheld = run_module('db_archive', site.archive_args())
     assert not withheld['failed'], withheld['msg']
