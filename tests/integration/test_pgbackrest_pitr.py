@@ -124,3 +124,27 @@ def test_store_down_while_wal_archives_then_archiving_catches_up(site):
     assert after['archive_failing'] is False and after['last_archived_wal'] > stuck
     assert after['wal_archive_age_seconds'] < later['wal_archive_age_seconds']
     assert after['archive_max'] >= stuck[:24]
+
+
+def test_in_place_restore_needs_the_cluster_stopped_and_state_replaced_then_replays_every_archived_wal(site):
+    site.psql('CREATE TABLE in_place AS SELECT 42 AS n')
+    site.wait_archived(site.switch_wal())
+    running = run_module('db_restore', site.restore_args(pg_path=site.pgdata, state='replaced'))
+    assert running['failed'] and 'PostgreSQL is running' in running['msg'] and not running['changed']
+    site.stop()
+    try:
+        present = run_module('db_restore', site.restore_args(pg_path=site.pgdata))
+        assert present['failed'] and 'needs state=replaced' in present['msg']
+        restored = run_module('db_restore', site.restore_args(pg_path=site.pgdata, state='replaced'))
+        assert not restored['failed'], restored['msg']
+        assert restored['changed'] and not restored['scratch'] and not restored['started']
+        assert '--delta' in restored['commands'][-1] and '--type=default' in restored['commands'][-1]
+    finally:
+        site.start()
+    # pg_ctl start returns once the restored cluster is consistent and takes read-only connections; it replays the
+    # rest of the archive, then promotes.
+    deadline = time.time() + 60
+    while site.psql('SELECT pg_is_in_recovery()') != 'f' and time.time() < deadline:
+        time.sleep(0.2)
+    assert site.psql('SELECT pg_is_in_recovery()') == 'f'
+    assert site.psql('SELECT n FROM in_place') == '42' and site.psql('SELECT count(*) FROM pitr') == '3'
