@@ -26,6 +26,7 @@ import time
 
 from ansible_collections.omero.backup.plugins.module_utils.base.atomic import apply_owner, atomic_write, ensure_private_dir
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OperationFailed
+from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 from ansible_collections.omero.backup.plugins.module_utils.base.params import given
 from ansible_collections.omero.backup.plugins.module_utils.engines.pgbackrest import archived_until
 from ansible_collections.omero.backup.plugins.module_utils.tools import pgbackrest as tool
@@ -275,7 +276,7 @@ def restart(opts, runner, result):
     result['commands'].append(argv)
     rc, out, err = runner(argv)
     if rc != 0:
-        raise DbArchiveError('restarting PostgreSQL failed (rc %d): %s' % (rc, (err or out or '').strip()[-500:]), result)
+        raise DbArchiveError('restarting PostgreSQL failed (rc %d): %s' % (rc, tail(err or out or '')), result)
     # pg_ctl restart -w returns once the server accepts connections; a systemd unit may return earlier.
     deadline = time.time() + 60
     while True:
