@@ -11,8 +11,13 @@ import json
 import pytest
 
 
+# The roles' defaults, which testinfra's inventory variables do not hold.
+DEFAULTS = {'omero_backup_pgbackrest_config': '/etc/pgbackrest/pgbackrest.conf', 'omero_backup_pgbackrest_repo_user': 'pgbackrest',
+            'omero_backup_pgbackrest_stanza': 'omero'}
+
+
 def variables(host):
-    return host.ansible.get_variables()
+    return dict(DEFAULTS, **host.ansible.get_variables())
 
 
 def groups(host):
