@@ -415,7 +415,8 @@ from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 
 def main():
     module = AnsibleModule(argument_spec=backup_argument_spec(), supports_check_mode=True)
-    check_params(module, locations=['dest'])
+    # A restic repository (sftp:, rest:, s3:) is checked by the restic adapter's parse_location.
+    check_params(module, locations=['dest'] if module.params['engine'] != 'restic' else [])
     run_step(module, backup_datadir, module.params, module_runner(module), check_mode=module.check_mode, keep_warnings=True)
 
 

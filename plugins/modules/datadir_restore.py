@@ -110,6 +110,15 @@ options:
     description:
       - Make this group own the whole restored tree.
     type: str
+  include:
+    description:
+      - O(engine=restic) only. Restore only these absolute paths of the snapshot, the ones M(omero.backup.datadir_backup)
+        stored with its C(extra) option (the set's dump and config), into O(dest), each at O(dest) plus its
+        absolute path. O(dest) must be missing (it is made, mode 0700) or empty; nothing is swapped in, and no
+        repository uuid or database is checked. The restore role stages a restic set's dump and config so.
+    type: list
+    elements: path
+    default: []
   db:
     description:
       - OMERO database whose C(omero.db.uuid) must match the backup's C(.omero/repository/<uuid>).
@@ -262,7 +271,8 @@ from ansible_collections.omero.backup.plugins.module_utils.glue import run_step
 
 def main():
     module = AnsibleModule(argument_spec=restore_argument_spec(), supports_check_mode=True)
-    check_params(module, locations=['src'])
+    # A restic repository (sftp:, rest:, s3:) is checked by the restic adapter's parse_location.
+    check_params(module, locations=['src'] if module.params['engine'] != 'restic' else [])
     run_step(module, restore_datadir, module.params, module_runner(module), check_mode=module.check_mode, keep_warnings=True)
 
 

@@ -13,6 +13,7 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import pwd
 import subprocess
 import time
 
@@ -44,8 +45,13 @@ def file_checksums(datadir, relpaths):
 
 
 def config_text(description):
-    with open(description['omero_config'], 'rb') as handle:
-        return handle.read()
+    """What omero config get --show-password prints (config.xml itself carries a version counter a load bumps)."""
+    env = dict(os.environ, OMERODIR=description['omerodir'], HOME=pwd.getpwnam(description['omero_user']).pw_dir)
+    proc = subprocess.run(['runuser', '-u', description['omero_user'], '--', description['omero_command'], 'config', 'get',
+                           '--show-password'], env=env, cwd=description['omerodir'], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def records(root):

@@ -105,6 +105,7 @@ def restore_argument_spec():
         owner=dict(type='str'),
         group=dict(type='str'),
         db=dict(type='str'),
+        include=dict(type='list', elements='path', default=[]),
     )
     return spec
 

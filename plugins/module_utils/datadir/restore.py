@@ -161,6 +161,12 @@ def restore_datadir(params, runner, check_mode=False, now=None):
         if not os.path.isdir(os.path.dirname(dest.rstrip('/')) or '/'):
             raise DatadirError('the parent of dest, %s, does not exist' % (os.path.dirname(dest.rstrip('/')) or '/'),
                                result)
+        if options.include:
+            try:
+                _restore_included(engine, options, repo, dest, check_mode, now, result)
+            finally:
+                result['commands'] = list(engine.commands)
+            return result
         run = _Restore(engine, options, repo, dest, check_mode, now)
         result['dest_state'] = run.dest_state
         result['%s_version' % engine.name.replace('-', '_')] = engine.version(repo)
@@ -176,6 +182,46 @@ def restore_datadir(params, runner, check_mode=False, now=None):
     if result['changed'] and not check_mode:
         result['duration'] = round(time.time() - started, 3)
     return result
+
+
+def _restore_included(engine, options, repo, dest, check_mode, now, result):
+    """Only ``options.include`` (absolute paths of the snapshot that datadir_backup stored as ``extra``: the set's dump
+    and config) into ``dest``, missing or empty, at dest + path. A staging copy for the restore role: no swap-in, no
+    uuid or database check, no marker."""
+    if engine.name != 'restic':
+        raise DatadirError('include is for engine=restic only (the %s engine keeps one tree per repository)'
+                           % engine.name, result)
+    bad = [path for path in options.include if not path.startswith('/') or '/../' in path + '/']
+    if bad:
+        raise DatadirError('include %s: give absolute paths as datadir_backup stored them (extra)' % bad[0], result)
+    if os.path.lexists(dest) and (os.path.islink(dest) or not os.path.isdir(dest) or os.listdir(dest)):
+        raise DatadirError('refusing to restore the included paths into %s: it must be missing or an empty '
+                           'directory; nothing changed' % dest, result)
+    result['lock'] = engine.lock_path(repo)
+    health = engine.health(repo, exists=True)
+    if not health.ok:
+        raise DatadirError('; '.join(health.problems), result)
+    points = engine.list(repo)
+    if not points:
+        raise DatadirError('no restic repository (or no snapshot in it) at %s' % repo.spec, result)
+    point = engine.select(points, options.at, now)
+    result.update(increment_epoch=point.epoch, increment_time=point.time, snapshot_id=point.id,
+                  included=list(options.include), changed=True)
+    if check_mode:
+        engine.restore_paths(repo, point, dest, options.include, check_mode=True)
+        result['msg'] = 'would restore %s of snapshot %s into %s' % (', '.join(options.include), point.id[:8], dest)
+        return
+    if not os.path.lexists(dest):
+        os.mkdir(dest, 0o700)
+    with repository_locked(result, 'datadir restore', check_mode, read_only=True):
+        outcome = engine.restore_paths(repo, point, dest, options.include)
+    if outcome.rc != 0 or outcome.problems:
+        raise DatadirError('restic restore of %s from snapshot %s failed: %s' % (
+            ', '.join(options.include), point.id[:8], '; '.join(outcome.problems) or 'exit code %d' % outcome.rc), result)
+    missing = [path for path in options.include if not os.path.lexists(dest.rstrip('/') + path)]
+    if missing:
+        raise DatadirError('snapshot %s holds no %s; nothing usable restored' % (point.id[:8], ', '.join(missing)), result)
+    result['msg'] = 'restored %s of snapshot %s into %s' % (', '.join(options.include), point.id[:8], dest)
 
 
 def _choose_point(run, result):
