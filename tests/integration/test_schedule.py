@@ -202,7 +202,8 @@ def test_systemd_timer_runs_the_backup_under_a_lock_and_is_removed(start_host, i
     timer = host_sh(host, 'cat %s' % TIMER).stdout
     assert 'OnCalendar=*-*-* 02:30:00\n' in timer and 'Persistent=true\n' in timer
     command = host_sh(host, 'cat %s' % COMMAND).stdout
-    assert "exec %s -i \"$inventory\" \\\n  --limit %s omero.backup.backup\n" % (HOST_ANSIBLE_PLAYBOOK, SITE_NAME) in command
+    # "$@": the pgBackRest type the second timer passes (-e omero_backup_pgbackrest_type=...), nothing otherwise.
+    assert "exec %s -i \"$inventory\" \\\n  --limit %s \"$@\" omero.backup.backup\n" % (HOST_ANSIBLE_PLAYBOOK, SITE_NAME) in command
     verify = podman('exec', host, 'systemd-analyze', 'verify', SERVICE, TIMER, check=False)
     assert verify.returncode == 0 and 'omero-backup' not in verify.stdout + verify.stderr, verify.stderr
     assert podman('exec', host, 'systemctl', 'is-enabled', 'omero-backup.timer').stdout.strip() == 'enabled'
