@@ -534,6 +534,9 @@ def main(argv=None):
         try:
             say('== %d files in %s (load %.2f, %d cpus)' % (files, work, load(), os.cpu_count() or 0))
             store = Store(work, files, args.seed)
+            # restic's cache (one directory per repository) goes with the work directory, for every system alike:
+            # the modules and the steps inherit this environment.
+            os.environ['RESTIC_CACHE_DIR'] = os.path.join(work, 'restic-cache')
             entries = warm_up(store.src)
             # What a backup goes through: every file, directory and link but the excluded cache (rdiff-backup's
             # SourceFiles); the same count for every system, so their rates compare.
