@@ -3,14 +3,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The restic data dir engine against the rdiff-backup engine and a raw ``restic``, on stores of 100 k (and 1 M) files.
 
-    python benchmarks/bench_restic.py [--files 100000] [--files 1000000] [--parent /var/tmp] [--keep]
+    python benchmarks/bench_restic.py [--files 100000] [--files 300000] [--parent /var/tmp] [--keep] [--repeat 3]
                                       [--systems rdiff-module,restic-module,restic-step,restic-raw]
+                                      [--ops first,unchanged,changed,restore,fileset]
+
+Measured numbers: benchmarks/README.md, "restic engine". A 1 M store takes this machine ~40 min for every system
+and op; ``--files 1000000 --systems restic-module --ops first,fileset`` measures the one-fileset goal in ~4 min.
 
 For each size it writes a data dir with ``omero_sandbox.many`` (many small files, a few big ones, filesets of
 1-3 and 10-100 files; no database), reads it once to warm the page cache, and then, system by system, op by op:
 
 1. first backup into a new repository;
-2. re-run on the unchanged store;
+2. re-run on the unchanged store (--repeat times, the median counts);
 3. re-run after 1 % of the files were rewritten (same size, new bytes);
 4. full restore of the newest backup into a new directory;
 5. restore of one fileset (a ManagedRepository directory of 10-100 files).
@@ -23,7 +27,7 @@ runs it, with the engine's excludes; ``restic restore``). The one-fileset restor
 ``paths: [the fileset's directory]`` (raw: ``restic restore --include``). ``verify`` is off in the backups (it is a
 separate cost).
 
-Prints a table (seconds, files/s), the ratios the issue sets goals for, the repositories' sizes (``du``), and the
+Prints a table (seconds, entries/s), the ratios the issue sets goals for, the repositories' sizes (``du``), and the
 load average during each op: on a shared machine it explains most of the spread. Goals are printed, never
 asserted. Everything is made under one ``mkdtemp`` (mode 0700, owned by the user running this, root under
 ``make bench``) in --parent and removed at the end unless --keep.
