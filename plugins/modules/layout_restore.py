@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - omero.backup.attributes
   - omero.backup.attributes.diff_none
   - omero.backup.rdiff_ssh
+  - omero.backup.durations
 options:
   src:
     description:

@@ -64,9 +64,8 @@ options:
     description: Stop handing out files after this long (the collection's duration grammar, for example V(6h) or V(90m)).
     type: str
   jobs:
-    description: Files hashed at once. V(0) is one per core.
+    description: Files hashed at once, 1 to 4 per core; unset is one per core.
     type: int
-    default: 0
   report_file:
     description: A JSON report (mode 0600) with the counts and every mismatched, missing, unhashed and dangling file.
     type: path
@@ -239,7 +238,7 @@ from ansible_collections.omero.backup.plugins.module_utils.proof.run import argu
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    check_params(module)
+    check_params(module, jobs=('jobs',))
     run_step(module, run, module.params, check_mode=module.check_mode)
 
 

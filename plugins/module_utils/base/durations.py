@@ -32,9 +32,13 @@ DURATION_OPTIONS = (
     ('backup_set', 'keep_younger_than'),
     ('cleanse', 'min_age'),
     ('datadir_backup', 'keep_increments_for'),
+    ('datadir_backup', 'lock_lease'),
     ('datadir_backup', 'skip_if_newer_than'),
+    ('datadir_restore', 'lock_lease'),
+    ('datadir_restore_paths', 'lock_lease'),
     ('db_dump', 'max_age'),
     ('db_dump', 'skip_if_newer_than'),
+    ('layout_restore', 'lock_lease'),
     ('logs', 'older_than'),
     ('run_lock', 'lease'),
 )

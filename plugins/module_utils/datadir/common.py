@@ -121,6 +121,9 @@ class Options(object):
         for name, value in values.items():
             setattr(self, name, value)
         self.connection = dict((name, values[name]) for name in postgres_argument_spec() if name in values)
+        # Read once, whatever the engine: a spelling outside the grammar is refused before anything runs.
+        if 'lock_lease' in values:
+            self.lock_lease = parse_duration(values['lock_lease'], 'lock_lease')
 
     def engine_settings(self):
         """What the chosen engine is built with: its executable, ssh, and for restic the secrets, retention,
@@ -131,7 +134,7 @@ class Options(object):
         settings = dict(executable=self.restic, password=self.password, password_file=self.password_file,
                         s3_access_key_id=self.s3_access_key_id, s3_secret_access_key=self.s3_secret_access_key,
                         s3_credentials_file=self.s3_credentials_file, hostname=self.restic_host,
-                        lock_lease=parse_duration(self.lock_lease, 'lock_lease'), **ssh)
+                        lock_lease=self.lock_lease, **ssh)
         settings.update(self.restic_settings())
         return settings
 

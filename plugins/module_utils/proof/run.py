@@ -36,7 +36,7 @@ STEP_OPTIONS = dict(
     start=dict(type='str', default='resume', choices=['resume', 'random']),
     max_bytes=dict(type='int', default=0),
     max_time=dict(type='str'),
-    jobs=dict(type='int', default=0),
+    jobs=dict(type='int'),
     report_file=dict(type='path'),
     metrics_file=dict(type='path'),
     max_listed=dict(type='int', default=100),
@@ -79,8 +79,8 @@ class ProofOptions(object):
             raise OmeroBackupError('max_bytes must be 0 (no limit) or more, got %d' % self.max_bytes)
         if self.max_listed < 0:
             raise OmeroBackupError('max_listed must be 0 or more, got %d' % self.max_listed)
-        if self.jobs < 0 or self.jobs > max_jobs():
-            raise OmeroBackupError('jobs must be 0 (one per core) to %d, got %d' % (max_jobs(), self.jobs))
+        if self.jobs is not None and not 1 <= self.jobs <= max_jobs():
+            raise OmeroBackupError('jobs must be 1 to %d (unset: one per core), got %d' % (max_jobs(), self.jobs))
         self.jobs = self.jobs or os.cpu_count() or 1
         if self.start == 'random' and self.state_file:
             raise OmeroBackupError('start=random is for a sample (a drill); a state_file resumes where the last run '

@@ -27,7 +27,7 @@ MODULES = sorted(name[:-3] for name in os.listdir(MODULES_DIR) if name.endswith(
 MINUTE, DAY = 60, 86400
 # Options that name a point in time, one spelling of which is a duration back from now (rdiff.resolve_at, which
 # reads it with interval_seconds, the same grammar): tested with resolve_at below.
-POINT_IN_TIME_OPTIONS = (('datadir_restore', 'at'),)
+POINT_IN_TIME_OPTIONS = (('datadir_restore', 'at'), ('datadir_restore_paths', 'at'), ('layout_restore', 'at'))
 # An option named like one of these holds a length of time.
 DURATION_NAME = re.compile(r'(_age|_for|_than|interval|period|timeout|delay|window|_after|_before|retention)\Z')
 
@@ -155,6 +155,9 @@ def _args_reaching(name, option_name, value, tmp_path):
         'backup_set': dict(state='pruned', store_path=str(tmp_path / 'store'), keep=1, _ansible_check_mode=True),
         'cleanse': dict(datadir=str(src), _ansible_check_mode=True),
         'datadir_backup': dict(src=str(src), dest=str(tmp_path / 'repo'), _ansible_check_mode=True),
+        'datadir_restore': dict(src=str(tmp_path / 'repo'), dest=str(tmp_path / 'dest'), _ansible_check_mode=True),
+        'datadir_restore_paths': dict(src=str(tmp_path / 'repo'), dest=str(tmp_path / 'dest'), paths=['Files'], _ansible_check_mode=True),
+        'layout_restore': dict(src=str(tmp_path / 'repo'), dest=str(tmp_path / 'dest'), _ansible_check_mode=True),
         'db_dump': dict(dest=str(tmp_path / 'dumps'), _ansible_check_mode=True),
         'logs': dict(path=str(src), _ansible_check_mode=True),
         'run_lock': dict(run_id='r', lock_dir=str(tmp_path / 'locks'), _ansible_check_mode=True),

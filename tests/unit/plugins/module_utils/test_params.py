@@ -28,7 +28,7 @@ LOCATIONS = {'datadir_backup': ['dest'], 'datadir_restore': ['src']}
 # Path options documented as relative to another option (never to the working directory).
 RELATIVE_TO = {'log_dir': {'path': 'omerodir'}}
 # int options that count parallel workers.
-JOBS = {'db_dump': ['jobs'], 'db_restore': ['jobs']}
+JOBS = {'db_dump': ['jobs'], 'db_restore': ['jobs'], 'prove': ['jobs']}
 
 
 # ---------------------------------------------------------------------------
