@@ -54,9 +54,9 @@ CHUNK = 1 << 20
 
 
 def granular_argument_spec():
-    """datadir_restore's options without the whole-tree ones (state, keep_replaced, verify), plus what to take."""
+    """datadir_restore's options without the whole-tree ones (state, keep_replaced, verify, include), plus what to take."""
     spec = restore_argument_spec()
-    for name in ('state', 'keep_replaced', 'verify'):
+    for name in ('state', 'keep_replaced', 'verify', 'include'):
         spec.pop(name, None)
     spec.update(
         paths=dict(type='list', elements='str', default=[]),
