@@ -129,7 +129,7 @@ def module_results(playbook_result, action, host='localhost', **fields):
 
     Every per-host result of `host` (a looped task gives one per item) from tasks that ran `action`
     (e.g. 'omero.backup.db_restore'), in the order they ran, whose fields equal `fields`
-    (e.g. changed=True, failed=True).
+    (e.g. changed=True, failed=True). Tasks Ansible skipped are left out unless skipped=True is asked for.
     """
     found = []
     for play in playbook_result['plays']:
@@ -139,6 +139,11 @@ def module_results(playbook_result, action, host='localhost', **fields):
                 continue
             items = outcome.get('results') if isinstance(outcome.get('results'), list) else [outcome]
             for item in items:
+                # A task Ansible skipped (the other engine's step, a condition not met) ran no step: left out unless
+                # skipped=True is asked for. A module's own skipped=True (a recent backup kept) is a result and stays.
+                ansible_skipped = item.get('skipped') and ('false_condition' in item or 'skip_reason' in item)
+                if ansible_skipped and not fields.get('skipped'):
+                    continue
                 if all(item.get(key) == value for key, value in fields.items()):
                     found.append(item)
     return found
