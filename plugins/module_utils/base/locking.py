@@ -289,6 +289,19 @@ def keyed_lock_path(kind, key, lock_dir=None):
     return os.path.join(lock_dir or default_lock_dir(), 'omero-backup-%s-%s.lock' % (kind, digest))
 
 
+def repository_lock_path(kind, location, lock_dir=None):
+    """The collection's own lock of a backup repository (``location``: a tool adapter's Location).
+
+    Local: a sibling of the repository, on the same filesystem; not inside it, where the tool would meet a file it
+    does not know (rdiff-backup would treat it as a deleted source file). Remote: keyed_lock_path(kind, spec), which
+    serialises runs from this machine only.
+    """
+    if not location.is_remote:
+        parent, base = os.path.split(location.path.rstrip('/') or '/')
+        return os.path.join(parent or '/', '.' + (base or 'root') + '.omero-backup.lock')
+    return keyed_lock_path(kind, location.spec, lock_dir)
+
+
 def datadir_lock_path(datadir, lock_dir=None):
     """The lock of an OMERO data dir, for every run that removes or replaces files in it.
 

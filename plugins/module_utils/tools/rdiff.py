@@ -20,7 +20,8 @@ import time
 
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
 from ansible_collections.omero.backup.plugins.module_utils.base.durations import parse_duration
-from ansible_collections.omero.backup.plugins.module_utils.base.locking import keyed_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import repository_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.ssh import HOST as SSH_HOST, ssh_argv
 from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 RDIFF_BACKUP = 'rdiff-backup'
@@ -34,11 +35,6 @@ _KNOWN_RC_BITS = RC_ERROR | RC_WARNING | RC_FILE_ERROR | RC_FILE_WARNING
 
 NO_REPOSITORY_MESSAGE = "couldn't be identified as being within an existing backup repository"
 REGRESS_MESSAGE = 'regressing destination now'
-LOCK_SUFFIX = '.omero-backup.lock'
-SSH_CONNECT_TIMEOUT = 30
-
-# A host part that is safe to hand to the ssh command line rdiff-backup runs through a shell.
-_HOST = re.compile(r'^(?:[A-Za-z0-9_.+-]+@)?[A-Za-z0-9_.-]+$')
 _STAT_LINE = re.compile(r'^([A-Za-z]+) (-?[0-9]+(?:\.[0-9]+)?)(?: \(.*\))?$')
 _CORRUPT_FILE = re.compile(r"Computed SHA1 digest of file (.*?) '[0-9a-f]*' doesn't match")
 _CORRUPT_COUNT = re.compile(r'Verification found (\d+) potentially corrupted files')
@@ -84,7 +80,7 @@ def parse_location(text, what='dest'):
     path = text
     if '::' in text:
         host, path = text.split('::', 1)
-        if not _HOST.match(host):
+        if not SSH_HOST.match(host):
             raise RdiffError('%s %r: the host part %r may hold only letters, digits, ".", "-", "_" and one "user@"'
                              % (what, text, host))
         if '::' in path:
@@ -102,20 +98,7 @@ def remote_schema(ssh_user=None, ssh_key=None, ssh_port=None, ssh_options=None, 
     rdiff-backup hands the filled schema to a shell, so every part is quoted;
     BatchMode makes a missing key fail at once instead of waiting for a password.
     """
-    parts = ['ssh']
-    if compression:
-        parts.append('-C')
-    parts += ['-o', 'BatchMode=yes']
-    if ssh_port:
-        parts += ['-p', str(int(ssh_port))]
-    if ssh_key:
-        parts += ['-i', ssh_key]
-    if ssh_user:
-        parts += ['-l', ssh_user]
-    for option in ssh_options or []:
-        parts += ['-o', option]
-    # ssh keeps the first value it sees for an option, so this default yields to one in ssh_options.
-    parts += ['-o', 'ConnectTimeout=%d' % SSH_CONNECT_TIMEOUT]
+    parts = ssh_argv(ssh_user, ssh_key, ssh_port, ssh_options, compression=compression)
     for part in parts + [remote_command]:
         # rdiff-backup rejects a schema with braces other than its own placeholders.
         if '{' in part or '}' in part:
@@ -133,11 +116,8 @@ def lock_path(location, lock_dir=None):
     locking.keyed_lock_path (root's /run/omero-backup, 0700), which serialises
     runs from this machine only; rdiff-backup's own lock is not reliable.
     """
-    if not location.is_remote:
-        parent, base = os.path.split(location.path.rstrip('/') or '/')
-        return os.path.join(parent or '/', '.' + (base or 'root') + LOCK_SUFFIX)
     try:
-        return keyed_lock_path('rdiff', location.spec, lock_dir)
+        return repository_lock_path('rdiff', location, lock_dir)
     except OSError as exc:
         raise RdiffError('no lock directory for %s: %s' % (location.spec, exc.strerror or exc))
 

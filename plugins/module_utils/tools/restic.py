@@ -20,7 +20,8 @@ import shlex
 import time
 
 from ansible_collections.omero.backup.plugins.module_utils.base.errors import OmeroBackupError
-from ansible_collections.omero.backup.plugins.module_utils.base.locking import keyed_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.locking import repository_lock_path
+from ansible_collections.omero.backup.plugins.module_utils.base.ssh import HOST as SSH_HOST, ssh_argv
 from ansible_collections.omero.backup.plugins.module_utils.base.output import tail
 
 RESTIC = 'restic'
@@ -36,10 +37,6 @@ NO_REPOSITORY_MESSAGES = ('Is there a repository at the following location?', 'u
                           'Fatal: repository does not exist')
 WRONG_PASSWORD_MESSAGE = 'wrong password or no key found'
 LOCKED_MESSAGE = 'repository is already locked'
-LOCK_SUFFIX = '.omero-backup.lock'
-SSH_CONNECT_TIMEOUT = 30
-
-_HOST = re.compile(r'^(?:[A-Za-z0-9_.+-]+@)?[A-Za-z0-9_.-]+$')
 _URL = re.compile(r'^(https?)://([^/@]+)(/.*)?$')
 _SUBSET = re.compile(r'^(?:\d+/\d+|\d+(?:\.\d+)?%|\d+(?:\.\d+)?[kKmMgGtT]?)$')
 _READ_GROUP = re.compile(r'read group #(\d+) of (\d+) data packs \(out of total (\d+) packs in (\d+) groups\)')
@@ -109,7 +106,7 @@ def parse_location(text, what='dest'):
             raise ResticError('%s %r: write sftp repositories as sftp:[user@]host:/path (the URL form is not taken)'
                               % (what, text))
         host, sep, path = rest.partition(':')
-        if not sep or not _HOST.match(host):
+        if not sep or not SSH_HOST.match(host):
             raise ResticError('%s %r: use sftp:[user@]host:/path; the host part may hold only letters, digits, '
                               '".", "-", "_" and one "user@"' % (what, text))
         if not path.startswith('/'):
@@ -141,28 +138,15 @@ def sftp_command(host, ssh_user=None, ssh_key=None, ssh_port=None, ssh_options=N
     user = None
     if '@' in host:
         user, host = host.split('@', 1)
-    parts = ['ssh', '-o', 'BatchMode=yes']
-    if ssh_port:
-        parts += ['-p', str(int(ssh_port))]
-    if ssh_key:
-        parts += ['-i', ssh_key]
-    if ssh_user or user:
-        parts += ['-l', ssh_user or user]
-    for option in ssh_options or []:
-        parts += ['-o', option]
-    # ssh keeps the first value it sees for an option, so this default yields to one in ssh_options.
-    parts += ['-o', 'ConnectTimeout=%d' % SSH_CONNECT_TIMEOUT, host, '-s', 'sftp']
+    parts = ssh_argv(ssh_user or user, ssh_key, ssh_port, ssh_options) + [host, '-s', 'sftp']
     return ' '.join(shlex.quote(part) for part in parts)
 
 
 def lock_path(location, lock_dir=None):
     """Where the collection's own lock for a repository lives: beside a local one (not inside it, where restic
     would find a file it does not know), else a file keyed by the spec in the root-owned lock directory."""
-    if not location.is_remote:
-        parent, base = os.path.split(location.path.rstrip('/') or '/')
-        return os.path.join(parent or '/', '.' + (base or 'root') + LOCK_SUFFIX)
     try:
-        return keyed_lock_path('restic', location.spec, lock_dir)
+        return repository_lock_path('restic', location, lock_dir)
     except OSError as exc:
         raise ResticError('no lock directory for %s: %s' % (location.spec, exc.strerror or exc))
 
